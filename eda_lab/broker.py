@@ -1,0 +1,548 @@
+"""The in-memory broker: topics, partitions, consumer groups and committed offsets.
+
+It behaves like the log-based brokers the course names (Kafka, and RabbitMQ streams):
+
+* a **topic** is split into **partitions**; a message's key picks its partition with a stable
+  hash, and each partition is an append-only log, so order is kept per key;
+* every **consumer group** reads every message (fan-out); the consumers *inside* one group
+  share the partitions, which move when a consumer joins or leaves (a **rebalance**);
+* a group remembers a **committed offset** per partition. A message that was polled but not
+  committed is delivered again after its consumer crashes or leaves: delivery is
+  **at least once**, and the delivery count says how many times it was sent;
+* faults come from a :class:`~eda_lab.faults.FaultPlan`: the broker unavailable (publish
+  raises :class:`BrokerUnavailable`), a delivery dropped, duplicated or delayed.
+
+Retries, backoff and dead letters belong to the consumer side, see :mod:`eda_lab.consumer`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .clock import Clock
+from .faults import FaultPlan, crash_point
+from .messages import Message
+from .partitioning import partition_for
+from .trace import DeliveryRun, Trace
+
+UNAVAILABLE = crash_point("broker.unavailable", "the broker refuses a publish (network or broker down)")
+DROP = crash_point("broker.drop", "a delivery is lost on its way to the consumer; redelivered later")
+DUPLICATE = crash_point("broker.duplicate", "a delivery is made twice")
+DELAY = crash_point("broker.delay", "a published message becomes visible only after delay_ms")
+
+_tuple_new = tuple.__new__
+
+EARLIEST = "earliest"
+LATEST = "latest"
+
+
+class BrokerError(Exception):
+    """Misuse of the broker (the message says what was wrong and what is allowed)."""
+
+
+class UnknownTopic(BrokerError, LookupError):  # noqa: N818 - reads as a fact, like KeyError
+    """A topic that was never created."""
+
+
+class BrokerUnavailable(BrokerError):  # noqa: N818
+    """The broker could not take the publish; the caller must decide what to do."""
+
+
+class CommitFailed(BrokerError):  # noqa: N818
+    """A commit the group cannot accept (an offset never delivered, a partition moved away)."""
+
+
+class Delivery(NamedTuple):
+    """One delivery of a message to a consumer. ``attempt`` counts deliveries, from 1."""
+
+    message: Message
+    topic: str
+    partition: int
+    offset: int
+    attempt: int
+
+    @property
+    def redelivered(self) -> bool:
+        return self.attempt > 1
+
+
+class Topic:
+    """A named log split into partitions. Messages are never removed (no retention here)."""
+
+    def __init__(self, name: str, partitions: int):
+        self.name = name
+        self.partitions: list[list[Message]] = [[] for _ in range(partitions)]
+        # offset -> simulated time it becomes visible, for messages held back by a delay fault
+        self.held: list[dict[int, float]] = [{} for _ in range(partitions)]
+
+    @property
+    def partition_count(self) -> int:
+        return len(self.partitions)
+
+    def end_offsets(self) -> list[int]:
+        """The next offset to be written, per partition (= messages in each partition)."""
+        return [len(p) for p in self.partitions]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.partitions)
+
+    def __repr__(self) -> str:
+        return f"Topic({self.name!r}, partitions={self.partition_count}, messages={len(self)})"
+
+
+class Consumer:
+    """One member of a consumer group: polls its assigned partitions and commits offsets.
+
+    Made by :meth:`Broker.consumer`. ``poll()`` moves the consumer's in-memory position;
+    only ``commit()`` makes progress durable for the group.
+    """
+
+    def __init__(self, broker: Broker, group: ConsumerGroup, name: str):
+        self.broker = broker
+        self.group = group
+        self.name = name
+        self.active = True
+        # (topic, partition) -> next offset to fetch; only the partitions assigned to us
+        self.positions: dict[tuple[str, int], int] = {}
+        self._rotation = 0
+
+    @property
+    def assignment(self) -> list[tuple[str, int]]:
+        """The (topic, partition) pairs this consumer reads, sorted."""
+        return sorted(self.positions)
+
+    def _check_active(self, action: str) -> None:
+        if not self.active:
+            raise BrokerError(
+                f"consumer {self.name!r} of group {self.group.name!r} has left the group; "
+                f"it cannot {action} (join again with broker.consumer(...))"
+            )
+
+    def poll(self, max_messages: int = 100) -> list[Delivery]:
+        """Fetch up to ``max_messages`` from the assigned partitions, in order per partition.
+
+        Returns an empty list while the broker is down. Partitions are visited round-robin,
+        so one busy partition cannot starve the others.
+        """
+        self._check_active("poll")
+        if not isinstance(max_messages, int) or max_messages < 1:
+            raise ValueError(f"max_messages must be an integer >= 1, got {max_messages!r}")
+        broker = self.broker
+        faults = broker.faults
+        now = broker.clock.now
+        if faults.outages and faults.is_down("broker", now):
+            return []
+        tps = list(self.positions)
+        if not tps:
+            return []
+        start = self._rotation % len(tps)
+        self._rotation += 1
+        check_drop = faults.plans(DROP)
+        check_dup = faults.plans(DUPLICATE)
+        trace = broker.trace
+        tracing = trace.enabled
+        group = self.group
+        name = self.name
+        out: list[Delivery] = []
+        room = max_messages
+        for tp in tps[start:] + tps[:start]:
+            if room <= 0:
+                break
+            topic_name, p = tp
+            topic = broker.topics[topic_name]
+            log = topic.partitions[p]
+            pos = self.positions[tp]
+            end = min(len(log), pos + room)
+            if pos >= end:
+                continue
+            held = topic.held[p]
+            first_new = group.delivered_upto.get(tp, 0)
+            if pos >= first_new and not (held or check_drop or check_dup):
+                # The common case: first deliveries, nothing held back, no delivery faults.
+                batch = log[pos:end]
+                out.extend([_tuple_new(Delivery, (m, topic_name, p, o, 1))
+                            for o, m in enumerate(batch, pos)])
+                if tracing:
+                    trace.add_run(DeliveryRun(now, "deliver", name, topic_name, p, pos, batch,
+                                              f"group={group.name} attempt=1"))
+                offset = end
+            else:
+                offset = self._poll_partition(tp, log, held, pos, end, first_new, now,
+                                              check_drop, check_dup, out)
+            if offset > pos:
+                self.positions[tp] = offset
+                if offset > group.delivered_upto.get(tp, 0):
+                    group.delivered_upto[tp] = offset
+                room -= offset - pos
+        return out
+
+    def _poll_partition(self, tp, log, held, pos, end, first_new, now, check_drop, check_dup,
+                        out) -> int:
+        """Deliver one partition message by message: redeliveries, held messages, faults.
+
+        Returns the next offset to fetch (where it stopped).
+        """
+        broker = self.broker
+        faults = broker.faults
+        trace = broker.trace
+        group = self.group
+        topic_name, p = tp
+        redeliveries = group.redeliveries.setdefault(tp, {})
+        offset = pos
+        while offset < end:
+            if held and offset in held:
+                if held[offset] > now:
+                    break  # held back: the rest of the partition waits behind it (order per key)
+                del held[offset]
+            message = log[offset]
+            if offset < first_new:
+                attempt = redeliveries.get(offset, 1) + 1
+                redeliveries[offset] = attempt
+            else:
+                attempt = 1
+            if check_drop and faults.reach(DROP):
+                # The fetch response was lost: the consumer never saw it and its position stays.
+                group.note_delivered(tp, offset, attempt)
+                trace.add(now, "drop", self.name, topic_name, p, offset, message.key, message.id,
+                          message.type, f"group={group.name} attempt={attempt}")
+                break
+            out.append(Delivery(message, topic_name, p, offset, attempt))
+            trace.add(now, "deliver", self.name, topic_name, p, offset, message.key, message.id,
+                      message.type, f"group={group.name} attempt={attempt}")
+            if check_dup and faults.reach(DUPLICATE):
+                attempt += 1
+                group.note_delivered(tp, offset, attempt)
+                out.append(Delivery(message, topic_name, p, offset, attempt))
+                trace.add(now, "duplicate", self.name, topic_name, p, offset, message.key,
+                          message.id, message.type, f"group={group.name} attempt={attempt}")
+            offset += 1
+        return offset
+
+    def commit(self, delivery: Delivery | None = None) -> None:
+        """Commit progress to the group.
+
+        With a delivery: everything up to and including it, in its partition. Without: all
+        that this consumer has polled so far. A commit of an offset this consumer was never
+        given, or of a partition that moved to another consumer, raises :class:`CommitFailed`.
+        """
+        self._check_active("commit")
+        broker = self.broker
+        if broker.faults.outages and broker.faults.is_down("broker", broker.clock.now):
+            raise BrokerUnavailable(
+                f"broker unavailable at t={broker.clock.now:g} ms: commit of group "
+                f"{self.group.name!r} not stored"
+            )
+        if delivery is None:
+            for tp, position in self.positions.items():
+                self.group.store_commit(self, tp, position)
+            return
+        if not isinstance(delivery, Delivery):
+            raise TypeError(f"commit() takes a Delivery from poll() or nothing, got {delivery!r}")
+        tp = (delivery.topic, delivery.partition)
+        if tp not in self.positions:
+            raise CommitFailed(
+                f"partition {delivery.topic}[{delivery.partition}] is not assigned to consumer "
+                f"{self.name!r} (it moved in a rebalance); its uncommitted messages will be "
+                "redelivered to the new owner"
+            )
+        if delivery.offset >= self.positions[tp]:
+            raise CommitFailed(
+                f"offset {delivery.offset} of {delivery.topic}[{delivery.partition}] was never "
+                f"delivered to consumer {self.name!r} (next to deliver: {self.positions[tp]})"
+            )
+        self.group.store_commit(self, tp, delivery.offset + 1)
+
+    def seek_to_committed(self) -> None:
+        """Forget what was polled and not committed: the next poll starts at the committed offset."""
+        self._check_active("seek")
+        for tp in self.positions:
+            self.positions[tp] = self.group.committed.get(tp, 0)
+
+    def close(self) -> None:
+        """Leave the group cleanly. Uncommitted messages go to whoever takes the partitions."""
+        if self.active:
+            self.group.remove(self, "leave")
+
+    def crash(self) -> None:
+        """Die without committing: everything polled since the last commit is redelivered."""
+        if self.active:
+            self.group.remove(self, "crash")
+
+    @property
+    def lag(self) -> int:
+        """Messages in this consumer's partitions not yet committed by its group."""
+        return sum(self.group.lag_of(tp) for tp in self.positions)
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "left"
+        return f"Consumer({self.name!r}, group={self.group.name!r}, {state}, assignment={self.assignment})"
+
+
+class ConsumerGroup:
+    """A named set of consumers sharing the partitions of its topics, with committed offsets."""
+
+    def __init__(self, broker: Broker, name: str, topics: tuple[str, ...], start: str):
+        self.broker = broker
+        self.name = name
+        self.topics = topics
+        self.consumers: dict[str, Consumer] = {}
+        self.committed: dict[tuple[str, int], int] = {}
+        # High-water mark of deliveries per partition: offsets below it were sent before.
+        self.delivered_upto: dict[tuple[str, int], int] = {}
+        self.redeliveries: dict[tuple[str, int], dict[int, int]] = {}
+        self.generation = 0
+        for tp in self.partitions():
+            topic = broker.topics[tp[0]]
+            self.committed[tp] = len(topic.partitions[tp[1]]) if start == LATEST else 0
+
+    def partitions(self) -> list[tuple[str, int]]:
+        """Every (topic, partition) the group reads, in a fixed order."""
+        return [(t, p) for t in self.topics for p in range(self.broker.topics[t].partition_count)]
+
+    def note_delivered(self, tp: tuple[str, int], offset: int, attempt: int) -> None:
+        if offset >= self.delivered_upto.get(tp, 0):
+            self.delivered_upto[tp] = offset + 1
+        if attempt > 1:
+            self.redeliveries.setdefault(tp, {})[offset] = attempt
+
+    def store_commit(self, consumer: Consumer, tp: tuple[str, int], offset: int) -> None:
+        if offset > self.committed.get(tp, 0):
+            self.committed[tp] = offset
+            redeliveries = self.redeliveries.get(tp)
+            if redeliveries:
+                for old in [o for o in redeliveries if o < offset]:
+                    del redeliveries[old]
+            broker = self.broker
+            if broker.trace.enabled:
+                broker.trace.add(broker.clock.now, "commit", consumer.name, tp[0], tp[1],
+                                 offset, detail=f"group={self.name}")
+
+    def lag_of(self, tp: tuple[str, int]) -> int:
+        topic = self.broker.topics[tp[0]]
+        return len(topic.partitions[tp[1]]) - self.committed.get(tp, 0)
+
+    def lag(self) -> int:
+        """Messages published to the group's topics and not yet committed by it (its backlog)."""
+        return sum(self.lag_of(tp) for tp in self.partitions())
+
+    def add(self, consumer: Consumer) -> None:
+        self.consumers[consumer.name] = consumer
+        self._trace("join", consumer.name)
+        self.rebalance()
+
+    def remove(self, consumer: Consumer, how: str) -> None:
+        consumer.active = False
+        consumer.positions.clear()
+        del self.consumers[consumer.name]
+        self._trace("leave", consumer.name, how)
+        self.rebalance()
+
+    def rebalance(self) -> None:
+        """Share the partitions round-robin among the consumers, sorted by name.
+
+        A partition that stays with its consumer keeps that consumer's position; one that
+        moves starts from the committed offset, so the new owner redelivers what the old
+        owner had polled but not committed.
+        """
+        self.generation += 1
+        members = sorted(self.consumers)
+        wanted: dict[str, list[tuple[str, int]]] = {name: [] for name in members}
+        for i, tp in enumerate(self.partitions()):
+            if members:
+                wanted[members[i % len(members)]].append(tp)
+        moved = 0
+        for name in members:
+            consumer = self.consumers[name]
+            old = consumer.positions
+            new = {}
+            for tp in wanted[name]:
+                if tp in old:
+                    new[tp] = old[tp]
+                else:
+                    new[tp] = self.committed.get(tp, 0)
+                    moved += 1
+            consumer.positions = new
+        self._trace("rebalance", self.name,
+                    f"generation={self.generation} consumers={len(members)} moved={moved}")
+
+    def _trace(self, kind: str, actor: str, detail: str = "") -> None:
+        broker = self.broker
+        if broker.trace.enabled:
+            broker.trace.add(broker.clock.now, kind, actor,
+                             detail=f"group={self.name}" + (f" {detail}" if detail else ""))
+
+    def __repr__(self) -> str:
+        return (f"ConsumerGroup({self.name!r}, topics={list(self.topics)}, "
+                f"consumers={sorted(self.consumers)}, lag={self.lag()})")
+
+
+class Broker:
+    """An in-memory, log-based broker on a simulated clock.
+
+    >>> broker = Broker()
+    >>> broker.create_topic("orders", partitions=3)
+    Topic('orders', partitions=3, messages=0)
+    """
+
+    def __init__(self, clock: Clock | None = None, trace: Trace | None = None,
+                 faults: FaultPlan | None = None, *, delay_ms: float = 1_000.0,
+                 name: str = "broker"):
+        if delay_ms < 0:
+            raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
+        self.clock = clock if clock is not None else Clock()
+        self._env = self.clock.env  # the hot path reads the time straight from SimPy
+        self.trace = trace if trace is not None else Trace()
+        self.faults = faults if faults is not None else FaultPlan()
+        self.delay_ms = delay_ms
+        self.name = name
+        self.topics: dict[str, Topic] = {}
+        self.groups: dict[str, ConsumerGroup] = {}
+        self._consumer_serial = 0
+
+    # -- topics -------------------------------------------------------------------------
+    def create_topic(self, name: str, partitions: int = 1) -> Topic:
+        """Create a topic (or return it, if it exists with the same partition count)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"topic name must be a non-empty string, got {name!r}")
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+            raise ValueError(f"partitions must be an integer >= 1, got {partitions!r}")
+        existing = self.topics.get(name)
+        if existing is not None:
+            if existing.partition_count != partitions:
+                raise BrokerError(
+                    f"topic {name!r} exists with {existing.partition_count} partitions, not "
+                    f"{partitions}; partition counts cannot change (keys would move)"
+                )
+            return existing
+        topic = self.topics[name] = Topic(name, partitions)
+        for group in self.groups.values():
+            if name in group.topics:  # pragma: no cover - groups only name existing topics
+                group.rebalance()
+        return topic
+
+    def topic(self, name: str) -> Topic:
+        """The topic called ``name``; :class:`UnknownTopic` names the topics that exist."""
+        try:
+            return self.topics[name]
+        except KeyError:
+            known = ", ".join(repr(t) for t in sorted(self.topics)) or "none yet"
+            raise UnknownTopic(
+                f"unknown topic {name!r}; known topics: {known}. Create it first with "
+                f"broker.create_topic({name!r}, partitions=N)"
+            ) from None
+
+    def partition_for(self, topic: str, key: str) -> int:
+        """The partition ``key`` lands on in ``topic`` (stable across runs and machines)."""
+        return partition_for(key, self.topic(topic).partition_count)
+
+    # -- producing -----------------------------------------------------------------------
+    def publish(self, topic: str, message: Message) -> tuple[int, int]:
+        """Append ``message`` to its key's partition; returns (partition, offset).
+
+        Raises :class:`BrokerUnavailable` when the fault plan says the broker is down: the
+        message was not stored, and the caller has to decide what that means.
+        """
+        log_topic = self.topics.get(topic)
+        if log_topic is None:
+            self.topic(topic)  # raises UnknownTopic with the list of topics
+        if type(message) is not Message:
+            raise TypeError(f"publish() takes a Message, got {type(message).__name__}")
+        now = self._env.now
+        faults = self.faults
+        if faults._specs or faults.outages:
+            self._check_available(topic, message, now)
+        partitions = log_topic.partitions
+        p = partition_for(message.key, len(partitions))
+        log = partitions[p]
+        offset = len(log)
+        log.append(message)
+        if faults._specs and faults.plans(DELAY) and faults.reach(DELAY):
+            log_topic.held[p][offset] = now + self.delay_ms
+            self.trace.add(now, "delay", self.name, topic, p, offset, message.key, message.id,
+                           message.type, f"visible_at={now + self.delay_ms:g}")
+        trace = self.trace
+        if trace.enabled:
+            trace.raw.append((now, "publish", self.name, topic, p, offset, message.key,
+                              message.id, message.type, ""))
+        return p, offset
+
+    def _check_available(self, topic: str, message: Message, now: float) -> None:
+        faults = self.faults
+        if (faults.plans(UNAVAILABLE) and faults.reach(UNAVAILABLE)) or (
+                faults.outages and faults.is_down("broker", now)):
+            self.trace.add(now, "unavailable", self.name, topic, None, None, message.key,
+                           message.id, message.type)
+            raise BrokerUnavailable(
+                f"broker unavailable at t={now:g} ms: {message.type} for key "
+                f"{message.key!r} was not published to {topic!r}"
+            )
+
+    # -- consuming -----------------------------------------------------------------------
+    def group(self, name: str) -> ConsumerGroup:
+        """The consumer group called ``name``."""
+        try:
+            return self.groups[name]
+        except KeyError:
+            known = ", ".join(repr(g) for g in sorted(self.groups)) or "none yet"
+            raise BrokerError(f"unknown consumer group {name!r}; known groups: {known}") from None
+
+    def subscribe(self, group: str, topics: str | list[str] | tuple[str, ...],
+                  start: str = EARLIEST) -> ConsumerGroup:
+        """Create consumer group ``group`` reading ``topics`` (its offsets start now).
+
+        From then on the group receives every message published to those topics, even while
+        it has no consumer running: that is what lets a consumer that was offline catch up.
+        ``start`` is 'earliest' (read the topics' history too) or 'latest'.
+        """
+        if not isinstance(group, str) or not group:
+            raise ValueError(f"group must be a non-empty string, got {group!r}")
+        names = (topics,) if isinstance(topics, str) else tuple(topics)
+        if not names:
+            raise ValueError("topics must name at least one topic")
+        for name in names:
+            self.topic(name)
+        if start not in (EARLIEST, LATEST):
+            raise ValueError(f"start must be {EARLIEST!r} or {LATEST!r}, got {start!r}")
+        existing = self.groups.get(group)
+        if existing is not None:
+            if set(existing.topics) != set(names):
+                raise BrokerError(
+                    f"group {group!r} already reads {list(existing.topics)}, not {list(names)}"
+                )
+            return existing
+        self.groups[group] = ConsumerGroup(self, group, names, start)
+        return self.groups[group]
+
+    def consumer(self, group: str, topics: str | list[str] | tuple[str, ...] | None = None,
+                 name: str | None = None, start: str = EARLIEST) -> Consumer:
+        """Join ``group`` (creating it for ``topics`` if new) as a new consumer."""
+        if group in self.groups and topics is None:
+            g = self.groups[group]
+        elif topics is None:
+            raise BrokerError(f"group {group!r} does not exist yet: pass the topics it reads")
+        else:
+            g = self.subscribe(group, topics, start)
+        if name is None:
+            self._consumer_serial += 1
+            name = f"{group}-{self._consumer_serial}"
+        if name in g.consumers:
+            raise BrokerError(f"group {group!r} already has an active consumer named {name!r}")
+        consumer = Consumer(self, g, name)
+        g.add(consumer)
+        return consumer
+
+    def lag(self, group: str) -> int:
+        """The backlog of ``group``: messages published and not yet committed by it."""
+        return self.group(group).lag()
+
+    def backlog(self) -> dict[str, int]:
+        """The backlog of every group, by group name."""
+        return {name: g.lag() for name, g in sorted(self.groups.items())}
+
+    def messages(self, topic: str) -> list[Message]:
+        """Every message of ``topic``, partition by partition (for inspection and checks)."""
+        return [m for part in self.topic(topic).partitions for m in part]
+
+    def __repr__(self) -> str:
+        return (f"Broker(topics={sorted(self.topics)}, groups={sorted(self.groups)}, "
+                f"now={self.clock.now:g} ms)")

@@ -1,0 +1,184 @@
+"""Faults are data: named crash points, fault plans and outage windows.
+
+Code marks the places where a process can die by name (``"relay.after_publish"``) and asks the
+fault plan whether to die there. A plan is plain data that a learner writes in a cell::
+
+    faults = FaultPlan({"relay.after_publish": 1,      # the 1st time it is reached
+                        "broker.drop": 0.05},          # 5% of the times, seeded
+                       outages=[Outage("payment", 2_000, 5_000)])
+
+Because every point is registered with a description, tests and the chaos lab can enumerate
+them all and try each one, instead of trusting that the happy path covers the rest.
+
+A :class:`Crash` is a ``BaseException``, not an ``Exception``: a process that crashes does not
+get to run its ``except Exception`` handlers, just as a killed process does not.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# name -> description; filled by the modules that mark crash points (see ``crash_point``).
+FAULT_POINTS: dict[str, str] = {}
+
+
+def crash_point(name: str, description: str) -> str:
+    """Register a named fault point and return its name (use it as a module constant)."""
+    if "." not in name:
+        raise ValueError(f"fault point names are 'component.moment', got {name!r}")
+    FAULT_POINTS[name] = description
+    return name
+
+
+def fault_points(prefix: str = "") -> list[str]:
+    """Every registered point whose name starts with ``prefix``, sorted."""
+    return sorted(name for name in FAULT_POINTS if name.startswith(prefix))
+
+
+class Crash(BaseException):  # noqa: N818 - a crash is not an error a program handles
+    """The process died at a named crash point."""
+
+    def __init__(self, point: str, detail: str = ""):
+        super().__init__(point if not detail else f"{point}: {detail}")
+        self.point = point
+
+
+@dataclass(frozen=True)
+class Outage:
+    """``target`` is down (or slow, ``slowdown`` times its normal latency) from start to end ms."""
+
+    target: str
+    start_ms: float
+    end_ms: float
+    mode: str = "down"
+    slowdown: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("down", "slow"):
+            raise ValueError(f"mode must be 'down' or 'slow', got {self.mode!r}")
+        if not (0 <= self.start_ms < self.end_ms):
+            raise ValueError(
+                f"an outage needs 0 <= start_ms < end_ms, got start_ms={self.start_ms}, "
+                f"end_ms={self.end_ms}"
+            )
+        if self.mode == "slow" and self.slowdown < 1:
+            raise ValueError(f"slowdown must be >= 1 for a slow outage, got {self.slowdown}")
+
+    def covers(self, now_ms: float) -> bool:
+        return self.start_ms <= now_ms < self.end_ms
+
+
+def _parse_spec(point: str, spec: Any) -> tuple[str, Any]:
+    """Turn one plan entry into ('never'|'always'|'hits'|'chance', value)."""
+    if spec is None or spec is False:
+        return "never", None
+    if spec is True or spec == "always":
+        return "always", None
+    if isinstance(spec, int):
+        if spec < 1:
+            raise ValueError(
+                f"fault plan entry {point!r}: an integer means 'the n-th time it is reached' "
+                f"and must be >= 1, got {spec} (use 0.0 or None for never)"
+            )
+        return "hits", frozenset([spec])
+    if isinstance(spec, float):
+        if not 0.0 <= spec <= 1.0:
+            raise ValueError(
+                f"fault plan entry {point!r}: a float is a probability in [0, 1], got {spec}"
+            )
+        return "chance", spec
+    if isinstance(spec, (list, tuple, set, frozenset, range)):
+        hits = list(spec)
+        if not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hits):
+            raise ValueError(
+                f"fault plan entry {point!r}: a list holds the times (1, 2, ...) it fires, got {spec!r}"
+            )
+        return "hits", frozenset(hits)
+    raise ValueError(
+        f"fault plan entry {point!r}: expected an int (the n-th time), a list of ints, a "
+        f"probability (float in [0, 1]), True/'always' or None, got {spec!r}"
+    )
+
+
+class FaultPlan:
+    """Which fault points fire, and when; plus outage windows. Seeded, so runs repeat.
+
+    ``reach(point)`` is called by the code each time it passes a point; it counts the visit
+    and answers whether the fault fires this time.
+    """
+
+    def __init__(self, points: Mapping[str, Any] | None = None, *, seed: int = 0,
+                 outages: Iterable[Outage] = (), strict: bool = True):
+        self.seed = seed
+        self._specs: dict[str, tuple[str, Any]] = {}
+        self._rngs: dict[str, random.Random] = {}
+        for point, spec in (points or {}).items():
+            if strict and point not in FAULT_POINTS:
+                raise ValueError(
+                    f"unknown fault point {point!r}; known points: {', '.join(fault_points())}"
+                )
+            self._specs[point] = _parse_spec(point, spec)
+            # One stream per point: adding a point to the plan does not change the others.
+            self._rngs[point] = random.Random(f"{seed}:{point}")
+        self.outages = tuple(outages)
+        for outage in self.outages:
+            if not isinstance(outage, Outage):
+                raise TypeError(f"outages must be Outage objects, got {outage!r}")
+        self.hits: dict[str, int] = {}
+        self.fired: list[tuple[str, int]] = []
+
+    @property
+    def points(self) -> dict[str, Any]:
+        return {point: kind for point, (kind, _) in self._specs.items()}
+
+    def plans(self, point: str) -> bool:
+        """True when the plan can fire ``point`` at all (lets hot paths skip the bookkeeping)."""
+        spec = self._specs.get(point)
+        return spec is not None and spec[0] != "never"
+
+    def reach(self, point: str) -> bool:
+        """Count one visit to ``point``; True when the fault fires on this visit."""
+        n = self.hits[point] = self.hits.get(point, 0) + 1
+        spec = self._specs.get(point)
+        if spec is None:
+            return False
+        kind, value = spec
+        if kind == "never":
+            fire = False
+        elif kind == "always":
+            fire = True
+        elif kind == "hits":
+            fire = n in value
+        else:
+            fire = self._rngs[point].random() < value
+        if fire:
+            self.fired.append((point, n))
+        return fire
+
+    def check(self, point: str, *, trace=None, now: float = 0.0, actor: str = "") -> None:
+        """Reach ``point`` and raise :class:`Crash` there if the plan says so (traced)."""
+        if self.reach(point):
+            if trace is not None:
+                trace.add(now, "crash", actor, detail=point)
+            raise Crash(point)
+
+    def is_down(self, target: str, now_ms: float) -> bool:
+        """True while an outage of mode 'down' covers ``target`` at ``now_ms``."""
+        return any(o.target == target and o.mode == "down" and o.covers(now_ms)
+                   for o in self.outages)
+
+    def slowdown(self, target: str, now_ms: float) -> float:
+        """The latency multiplier for ``target`` at ``now_ms`` (1.0 when not slowed)."""
+        factor = 1.0
+        for o in self.outages:
+            if o.target == target and o.mode == "slow" and o.covers(now_ms):
+                factor = max(factor, o.slowdown)
+        return factor
+
+    def __repr__(self) -> str:
+        entries = ", ".join(f"{p!r}: {k}" for p, k in self.points.items())
+        return f"FaultPlan({{{entries}}}, seed={self.seed}, outages={len(self.outages)})"
+
