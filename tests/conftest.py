@@ -29,8 +29,13 @@ def fresh_db():
     return open_db()
 
 
-def broker_with(faults: FaultPlan, partitions: int = 1, topic: str = "orders") -> Broker:
-    """A broker with ``faults`` and one topic."""
-    b = Broker(Clock(), Trace(), faults)
-    b.create_topic(topic, partitions)
-    return b
+@pytest.fixture
+def broker_with():
+    """Make a broker with a fault plan and one topic: ``broker_with(FaultPlan({...}))``."""
+
+    def make(faults: FaultPlan, partitions: int = 1, topic: str = "orders") -> Broker:
+        b = Broker(Clock(), Trace(), faults)
+        b.create_topic(topic, partitions)
+        return b
+
+    return make
