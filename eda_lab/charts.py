@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 STYLE = {
     "figure.figsize": (8, 3.2),
@@ -86,36 +87,43 @@ def backlog_chart(samples, ax=None, title: str = "Backlog per consumer group"):
         if len(samples):
             ax.legend(loc="upper left")
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return ax
 
 
 def delivery_timeline(trace_frame, ax=None, title: str = "Deliveries over time"):
-    """One dot per delivery: time on x, consumer group on y, redeliveries marked in red.
+    """Per consumer group: when messages were delivered (fetched), redelivered, and committed.
 
-    ``trace_frame`` is ``trace.frame()``; publishes are drawn on their own row.
+    ``trace_frame`` is ``trace.frame()``; publishes are drawn on their own row. A gap between
+    the publish row and a group's row is that group's lag.
     """
     ax = axes(ax)
     with style():
         frame = trace_frame
         publishes = frame[frame["kind"] == "publish"]
-        deliveries = frame[frame["kind"].isin(["deliver", "duplicate"])].copy()
-        deliveries["group"] = deliveries["detail"].str.extract(r"group=(\S+)", expand=False)
-        deliveries["attempt"] = deliveries["detail"].str.extract(
+        publishes = publishes[~publishes["topic"].fillna("").str.endswith(".DLT")]
+        consumed = frame[frame["kind"].isin(["deliver", "duplicate", "commit"])].copy()
+        consumed["group"] = consumed["detail"].str.extract(r"group=(\S+)", expand=False)
+        consumed["attempt"] = consumed["detail"].str.extract(
             r"attempt=(\d+)", expand=False).astype(float)
-        rows = ["published"] + sorted(deliveries["group"].dropna().unique())
+        rows = ["published"] + sorted(consumed["group"].dropna().unique())
         ypos = {name: i for i, name in enumerate(rows)}
         ax.scatter(publishes["time"] / 1000, [ypos["published"]] * len(publishes), marker="|",
-                   s=120, color=COLORS["order"], label="published")
-        first = deliveries[deliveries["attempt"] <= 1]
-        again = deliveries[deliveries["attempt"] > 1]
-        ax.scatter(first["time"] / 1000, first["group"].map(ypos), s=18,
-                   color=COLORS["inventory"], label="delivered")
-        ax.scatter(again["time"] / 1000, again["group"].map(ypos), s=30, marker="x",
+                   s=150, color=COLORS["order"], label="published")
+        delivered = consumed[consumed["kind"] != "commit"]
+        first = delivered[delivered["attempt"] <= 1]
+        again = delivered[delivered["attempt"] > 1]
+        commits = consumed[consumed["kind"] == "commit"]
+        ax.scatter(first["time"] / 1000, first["group"].map(ypos) + 0.15, s=22,
+                   facecolors="none", edgecolors=COLORS["inventory"], label="delivered")
+        ax.scatter(again["time"] / 1000, again["group"].map(ypos) + 0.15, s=36, marker="x",
                    color="#C44E52", label="redelivered")
+        ax.scatter(commits["time"] / 1000, commits["group"].map(ypos) - 0.15, s=60,
+                   marker="|", color="#333333", label="committed")
         ax.set_yticks(range(len(rows)), rows)
         ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.set_xlabel("simulated time (s)")
         ax.set_title(title)
-        ax.legend(loc="upper left", ncol=3, bbox_to_anchor=(0, -0.25))
+        ax.legend(loc="upper left", ncol=4, bbox_to_anchor=(0, -0.28))
         ax.grid(axis="y", alpha=0)
     return ax

@@ -1,0 +1,127 @@
+"""The broker playground: the shop's order service publishing to consumer groups over time.
+
+One topic, ``orders``; the order service publishes ``OrderPlaced`` and moves on; consumer
+groups (shipping to start with, analytics when you add it) read at their own pace. You take a
+group offline, bring it back, add a group, publish more orders, and read the backlog per group
+over time and the delivery timeline from the trace.
+
+Every action is followed by one step of simulated time (``STEP_MS``), so each click in the
+widget is one second of the shop's life.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .broker import Broker
+from .clock import Clock
+from .consumer import ConsumerWorker
+from .faults import FaultPlan
+from .messages import event
+from .trace import Trace
+
+STEP_MS = 1_000
+SAMPLE_EVERY_MS = 50
+TOPIC = "orders"
+
+
+class BrokerPlayground:
+    """The model behind the playground widget (usable on its own in a notebook cell).
+
+    ``processing_ms`` is how long each group takes per message; ``publish_every_ms`` spaces
+    the orders of one ``publish_orders`` call, as if customers clicked one after another.
+    """
+
+    def __init__(self, partitions: int = 3, publish_every_ms: float = 50.0,
+                 processing_ms: dict[str, float] | None = None, seed: int = 0):
+        if publish_every_ms <= 0:
+            raise ValueError(f"publish_every_ms must be > 0, got {publish_every_ms}")
+        self.partitions = partitions
+        self.publish_every_ms = publish_every_ms
+        self.processing_ms = {"shipping": 80.0, "analytics": 30.0, **(processing_ms or {})}
+        self.seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over: an empty broker with the shipping group online."""
+        self.clock = Clock()
+        self.trace = Trace()
+        self.broker = Broker(self.clock, self.trace, FaultPlan(seed=self.seed))
+        self.broker.create_topic(TOPIC, self.partitions)
+        self.workers: dict[str, ConsumerWorker] = {}
+        self.handled: dict[str, list[str]] = {}
+        self.orders_placed = 0
+        self.samples: list[tuple[float, str, int]] = []
+        self.clock.every(SAMPLE_EVERY_MS, self._sample)
+        self.add_group("shipping", step=False)
+
+    # -- actions ----------------------------------------------------------------------------
+    def publish_orders(self, n: int = 5, step: bool = True) -> None:
+        """The order service places ``n`` orders, one every ``publish_every_ms``."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        start = self.clock.now
+        for i in range(n):
+            self.orders_placed += 1
+            number = self.orders_placed
+            self.clock.call_at(start + i * self.publish_every_ms,
+                               lambda number=number: self._place(number))
+        if step:
+            self.step()
+
+    def add_group(self, name: str, step: bool = True) -> None:
+        """Subscribe a new consumer group; it reads the whole history of ``orders``."""
+        if name in self.workers:
+            raise ValueError(f"group {name!r} exists already; groups: {sorted(self.workers)}")
+        if name not in self.processing_ms:
+            raise ValueError(f"name must be one of {sorted(self.processing_ms)}, got {name!r}")
+        self.handled[name] = []
+        self.workers[name] = ConsumerWorker(
+            self.broker, name, TOPIC,
+            lambda delivery, name=name: self.handled[name].append(delivery.message.key),
+            name=f"{name}-1", processing_ms=self.processing_ms[name], poll_interval_ms=50,
+        )
+        if step:
+            self.step()
+
+    def set_online(self, group: str, online: bool, step: bool = True) -> None:
+        """Take ``group``'s consumer offline, or bring it back."""
+        worker = self._worker(group)
+        worker.go_online() if online else worker.go_offline()
+        if step:
+            self.step()
+
+    def step(self, ms: float = STEP_MS) -> None:
+        """Let ``ms`` of simulated time pass."""
+        self.clock.advance(ms)
+
+    # -- what a learner reads ------------------------------------------------------------------
+    def is_online(self, group: str) -> bool:
+        return self._worker(group).online
+
+    def groups(self) -> pd.DataFrame:
+        """One row per group: online or not, messages handled, backlog."""
+        return pd.DataFrame([
+            {"group": name, "online": worker.online, "handled": worker.handled,
+             "backlog": self.broker.lag(name)}
+            for name, worker in sorted(self.workers.items())
+        ], columns=["group", "online", "handled", "backlog"])
+
+    def backlog_samples(self) -> pd.DataFrame:
+        """Backlog per group over time (columns time, group, backlog)."""
+        return pd.DataFrame(self.samples, columns=["time", "group", "backlog"])
+
+    def _place(self, number: int) -> None:
+        self.broker.publish(TOPIC, event("OrderPlaced", f"order-{number}",
+                                         {"order": number, "total": 20 + number % 7 * 5},
+                                         clock=self.clock))
+
+    def _sample(self) -> None:
+        for name in sorted(self.workers):
+            self.samples.append((self.clock.now, name, self.broker.lag(name)))
+
+    def _worker(self, group: str) -> ConsumerWorker:
+        try:
+            return self.workers[group]
+        except KeyError:
+            raise ValueError(f"group must be one of {sorted(self.workers)}, got {group!r}") from None
