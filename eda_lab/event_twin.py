@@ -293,14 +293,17 @@ class EventDrivenTwin:
                     for g, ws in workers.items()}
 
         def settled() -> bool:
+            """Every group has handled (or dead-lettered) every order, and committed it."""
             dead = dead_lettered()
-            return all(len(placed.keys() - processed[g].keys() - dead[g]) == 0
+            return all(broker.groups[g].lag() == 0
+                       and not placed.keys() - processed[g].keys() - dead[g]
                        for g in self.consumers)
 
         clock.run(duration_ms)
         while clock.now < duration_ms + drain_limit_ms and not (
                 len(sim.records) == sim.started and settled()):
             clock.advance(min(sample_ms, duration_ms + drain_limit_ms - clock.now))
+        sample_backlog()  # the state it ended in
         return TwinRun(sim, duration_ms, outages, rate_per_s, groups=self.consumers,
                        placed=placed, processed=processed, dead_lettered=dead_lettered(),
                        backlog=backlog, broker=broker, order_db=order_db, ended_ms=clock.now)

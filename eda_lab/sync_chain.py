@@ -5,9 +5,9 @@ payment and waits; payment calls inventory and waits; and so on down the chain. 
 follow, and this module lets a learner watch each of them on the simulated clock:
 
 * **latency adds up**: the client waits for every service in turn, so without contention the
-  mean response time is the sum of the services' means (:func:`mean_latency_ms`);
+  mean response time is the sum of the services' means (:func:`chain_latency_ms`);
 * **availability multiplies**: a request succeeds only if every service does, so four services
-  at 99.9% give 99.6% (:func:`availability`);
+  at 99.9% give 99.6% (:func:`chain_availability`);
 * **failure cascades**: a service waiting for a slow callee keeps its worker busy while it
   waits. Worker pools have a fixed size, so one slow service deep in the chain fills the pools
   of the healthy services above it, and they turn requests away ("pool exhausted").
@@ -164,7 +164,7 @@ def load_services(path: str | Path | None = None) -> dict[str, ServiceProfile]:
 
 
 # -- the arithmetic -----------------------------------------------------------------------------
-def mean_latency_ms(services: Iterable[ServiceProfile]) -> float:
+def chain_latency_ms(services: Iterable[ServiceProfile]) -> float:
     """Mean response time of a chain that calls each service once: the sum of their means.
 
     Exact when nothing waits for a worker, nothing times out and nothing is retried: the
@@ -173,7 +173,7 @@ def mean_latency_ms(services: Iterable[ServiceProfile]) -> float:
     return float(sum(s.mean_ms for s in services))
 
 
-def availability(services: Iterable[ServiceProfile]) -> float:
+def chain_availability(services: Iterable[ServiceProfile]) -> float:
     """The chance a request through all ``services`` succeeds: the product of theirs.
 
     Every service must succeed, and they fail independently, so their availabilities
@@ -550,11 +550,11 @@ class SyncChain:
 
     def expected_latency_ms(self) -> float:
         """The closed form: the sum of the chain's mean latencies."""
-        return mean_latency_ms(self.services)
+        return chain_latency_ms(self.services)
 
     def expected_availability(self) -> float:
         """The closed form: the product of the chain's availabilities."""
-        return availability(self.services)
+        return chain_availability(self.services)
 
     def with_service(self, name: str, **changes) -> SyncChain:
         """The same chain with one service's profile changed (``mean_ms=200``, ...)."""

@@ -179,8 +179,10 @@ class SyncExplorer:
             control.observe(self._on_change, names="value")
         self.redraw()
 
-    def _on_change(self, _change) -> None:
+    def _on_change(self, change) -> None:
         m = self.model
+        # Choosing what the outage hits changes nothing while the outage is off.
+        quiet = change["owner"] in (self.outage_target, self.outage_mode) and not m.outage_on
         try:
             for name in m.chain:
                 m.set_latency(name, self.latency[name].value)
@@ -191,7 +193,8 @@ class SyncExplorer:
         except (TypeError, ValueError) as error:  # shown, not raised into the frontend
             self.status.value = f'<span style="color:#C44E52">{html.escape(str(error))}</span>'
             return
-        self.redraw()
+        if not quiet:
+            self.redraw()
 
     def redraw(self) -> None:
         """Run both wirings on the model's state and redraw the table and the charts."""
