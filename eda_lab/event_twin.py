@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 
 from .broker import Broker, BrokerUnavailable, Delivery
 from .clock import Clock
@@ -40,13 +41,13 @@ from .sync_chain import (
     CallSimulation,
     RunResult,
     ServiceProfile,
-    _as_mapping,
-    _percentile,
+    as_catalog,
     check_int,
     check_load,
     check_names,
     check_number,
     check_outages,
+    percentile,
 )
 from .trace import Trace
 
@@ -86,17 +87,18 @@ class TwinRun(RunResult):
         self.ended_ms = ended_ms
         self._placed = dict(placed)
         self._processed = {g: dict(done) for g, done in processed.items()}
-        self._dead = {g: set(orders) for g, orders in dead_lettered.items()}
+        # Per group, the orders whose message went to the dead-letter topic.
+        self.dead_lettered = {g: set(orders) for g, orders in dead_lettered.items()}
         self._backlog = backlog
 
-    @property
+    @cached_property
     def backlog(self):
         """Messages not yet committed, per consumer group over time (time, group, backlog)."""
         import pandas as pd
 
         return pd.DataFrame.from_records(self._backlog, columns=("time", "group", "backlog"))
 
-    @property
+    @cached_property
     def orders(self):
         """One row per placed order: when it was placed, when each group handled it, the lag.
 
@@ -120,9 +122,9 @@ class TwinRun(RunResult):
         last = float(frame["fully_processed_ms"].max()) if len(lag) else math.nan
         return {
             "orders_placed": len(frame), "fully_processed": len(lag),
-            "dead_lettered": sum(len(orders) for orders in self._dead.values()),
+            "dead_lettered": sum(len(orders) for orders in self.dead_lettered.values()),
             "lag_mean_ms": round(float(lag.mean()), 1) if len(lag) else math.nan,
-            "lag_p95_ms": _percentile(lag, 95),
+            "lag_p95_ms": percentile(lag, 95),
             "lag_max_ms": round(float(lag.max()), 1) if len(lag) else math.nan,
             "all_processed_at_s": round(last / 1000, 2) if len(lag) == len(frame) else math.nan,
         }
@@ -163,13 +165,12 @@ class EventDrivenTwin:
                  partitions: int = PARTITIONS, poll_interval_ms: float = POLL_INTERVAL_MS,
                  max_attempts: int = 5, backoff_ms: float = 100.0,
                  restart_after_ms: float = 500.0):
-        self.catalog = _as_mapping(services)
+        self.catalog = as_catalog(services)
         self.entry = check_names("entry", entry, self.catalog)[0]
         self.consumers = check_names("consumers", consumers, self.catalog)
         if self.entry in self.consumers:
             raise ValueError(f"consumers: {self.entry!r} is the entry service, not a consumer")
-        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-            raise ValueError(f"partitions must be an integer >= 1, got {partitions!r}")
+        check_int("twin", "partitions", partitions, 1)
         check_number("twin", "poll_interval_ms", poll_interval_ms, 0, above=True)
         check_int("twin", "max_attempts", max_attempts, 1)
         check_number("twin", "backoff_ms", backoff_ms, 0)
@@ -211,7 +212,7 @@ class EventDrivenTwin:
 
     def source_of(self, name: str) -> str:
         """The entry's request handler, or a consumer's subscription (for reading and diffs)."""
-        check_names("name", name, {n: None for n in (self.entry, *self.consumers)})
+        check_names("name", name, (self.entry, *self.consumers))
         profile = self.catalog[name]
         if name == self.entry:
             return PUBLISH_SOURCE.format(entry=name, does=profile.does or name,

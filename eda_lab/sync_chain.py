@@ -25,7 +25,7 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from .clock import Clock
@@ -261,8 +261,7 @@ class CallSimulation:
             reply = env.event()
             env.process(self._serve(name, request, reply, pool))
             env.timeout(profile.timeout_ms).callbacks.append(
-                lambda timer, reply=reply, name=name, pool=pool:
-                _give_up(reply, (name, TIMEOUT), pool, timer))
+                partial(_give_up, reply, (name, TIMEOUT), pool))
             failure = yield reply
             if failure is None:
                 return None
@@ -360,7 +359,8 @@ def check_outages(outages: Iterable[Outage], known: Iterable[str]) -> tuple[Outa
 
 
 # -- results ------------------------------------------------------------------------------------
-def _percentile(values, q: float) -> float:
+def percentile(values, q: float) -> float:
+    """The ``q``-th percentile of ``values``, rounded to 0.1 (NaN when there are none)."""
     import numpy as np
 
     return round(float(np.percentile(values, q)), 1) if len(values) else math.nan
@@ -415,8 +415,8 @@ class RunResult:
             "run": self.label, "requests": total, "succeeded": len(ok),
             "success_rate": round(len(ok) / total, 4) if total else math.nan,
             "mean_ms": round(float(ok.mean()), 1) if len(ok) else math.nan,
-            "p50_ms": _percentile(ok, 50), "p95_ms": _percentile(ok, 95),
-            "p99_ms": _percentile(ok, 99),
+            "p50_ms": percentile(ok, 50), "p95_ms": percentile(ok, 95),
+            "p99_ms": percentile(ok, 99),
         }
 
     def failures(self):
@@ -473,7 +473,8 @@ class SyncRun(RunResult):
 
 
 # -- the chain ----------------------------------------------------------------------------------
-def _as_mapping(services) -> dict[str, ServiceProfile]:
+def as_catalog(services) -> dict[str, ServiceProfile]:
+    """Profiles by name, from a mapping or a list of :class:`ServiceProfile`."""
     if isinstance(services, Mapping):
         services = list(services.values())
     out: dict[str, ServiceProfile] = {}
@@ -484,8 +485,9 @@ def _as_mapping(services) -> dict[str, ServiceProfile]:
     return out
 
 
-def check_names(arg: str, names, known: Mapping[str, ServiceProfile]) -> tuple[str, ...]:
-    """``names`` as a tuple of known service names; a clear error otherwise."""
+def check_names(arg: str, names, known: Iterable[str]) -> tuple[str, ...]:
+    """``names`` as a tuple of ``known`` service names; a clear error otherwise."""
+    known = list(known)
     if isinstance(names, str):
         names = (names,)
     names = tuple(names)
@@ -512,7 +514,7 @@ class SyncChain:
     def __init__(self, services: Mapping[str, ServiceProfile] | Iterable[ServiceProfile],
                  chain: Sequence[str] = DEFAULT_CHAIN,
                  calls: Mapping[str, Sequence[str]] | None = None):
-        self.catalog = _as_mapping(services)
+        self.catalog = as_catalog(services)
         names = check_names("chain", chain, self.catalog)
         if not names:
             raise ValueError("chain must name at least one service (the one the client calls)")
@@ -569,7 +571,7 @@ class SyncChain:
         notifier, analytics) is one more call in the order service's code, and one more wait
         in every request.
         """
-        check_names("caller", caller, {n: None for n in self.chain})
+        check_names("caller", caller, self.chain)
         check_names("callee", callee, self.catalog)
         if callee in self.chain:
             raise ValueError(f"callee: {callee!r} is already in the chain")
@@ -578,7 +580,7 @@ class SyncChain:
 
     def source_of(self, name: str) -> str:
         """The code of ``name``'s request handler, as the chain wires it (for reading and diffs)."""
-        check_names("name", name, {n: None for n in self.chain})
+        check_names("name", name, self.chain)
         profile = self.catalog[name]
         lines = [f"def handle_{name}(request):",
                  f"    do_own_work(request)  # {profile.does or name} (~{profile.mean_ms:g} ms)"]

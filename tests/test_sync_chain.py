@@ -356,3 +356,13 @@ def test_every_request_ends_once_and_no_pool_ever_overflows(params, outages, rat
     assert run.summary()["succeeded"] == int(requests["ok"].sum())
     again = chain.run(rate_per_s=rate, duration_ms=4_000, outages=outages, seed=seed)
     assert again.requests.equals(requests)
+
+
+def test_the_docstring_examples_run():
+    import doctest
+
+    from eda_lab import event_twin, sync_chain
+
+    for module in (sync_chain, event_twin):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

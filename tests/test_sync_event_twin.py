@@ -95,7 +95,7 @@ def test_the_order_service_commits_each_placed_order_in_its_own_database(slow):
     assert len(rows) == slow.consistency()["orders_placed"]
     placed = slow.orders.set_index("order")["placed_ms"]
     assert all(placed[row["id"]] == row["placed_at"] for row in rows)
-    assert slow.broker.topic(ORDERS_TOPIC).__len__() == len(rows)
+    assert len(slow.broker.topic(ORDERS_TOPIC)) == len(rows)
 
 
 def test_a_down_consumer_group_catches_up_when_it_returns(twin):
@@ -163,7 +163,7 @@ def test_downstream_outages_and_failures_never_lose_an_order(services, outages, 
     run = twin.run(rate_per_s=20, duration_ms=5_000, outages=outages, seed=seed)
     orders = run.orders
     for group in CONSUMERS:
-        dead = run._dead[group]
+        dead = run.dead_lettered[group]
         handled = set(orders.loc[orders[f"{group}_ms"].notna(), "order"])
         assert handled | dead == set(orders["order"]), f"{group} lost an order"
         assert not handled & dead

@@ -74,7 +74,7 @@ class ExplorerModel:
 
     def set_outage(self, target: str, mode: str) -> None:
         """Choose which service the outage hits and how ('down' or 'slow')."""
-        check_names("outage_target", target, {n: None for n in self.chain})
+        check_names("outage_target", target, self.chain)
         if mode not in ("down", "slow"):
             raise ValueError(f"outage_mode must be 'down' or 'slow', got {mode!r}")
         self.outage_target, self.outage_mode = target, mode
