@@ -37,6 +37,32 @@ def shade_outages(ax, outages: Iterable[Outage]) -> None:
                     textcoords="offset points", fontsize=8, color="#A33")
 
 
+def _share_axes(ax, outages: Iterable[Outage], ylabel: str, title: str,
+                top: float = 1.05) -> None:
+    """Outages shaded, a 0-100% y axis, labels: what every chart of a share over time needs."""
+    shade_outages(ax, outages)
+    ax.set_ylim(0, top)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{min(v, 1):.0%}"))
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+
+
+def _three_panels(figsize):
+    with style():
+        fig, panels = plt.subplots(3, 1, figsize=figsize, sharex=True)
+    return fig, panels
+
+
+def _finish(fig, panels):
+    """One time axis label at the bottom; fixed margins (tight_layout costs 3x as much, and
+    a widget redraws often)."""
+    for ax in panels[:-1]:
+        ax.set_xlabel("")
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.07, hspace=0.32)
+    return fig
+
+
 def _line(ax, label: str, frame, column: str, index: int, dashed: bool = False) -> None:
     ax.plot(frame["time_s"], frame[column], label=label, color=color_for(label, index),
             linewidth=2, linestyle="--" if dashed else "-", drawstyle="steps-post")
@@ -49,12 +75,7 @@ def success_rate_chart(windows: Mapping[str, object], outages: Iterable[Outage] 
     with style():
         for i, (label, frame) in enumerate(windows.items()):
             _line(ax, label, frame, "success_rate", i)
-        shade_outages(ax, outages)
-        ax.set_ylim(0, 1.05)
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
-        ax.set_xlabel("simulated time (s)")
-        ax.set_ylabel("success rate")
-        ax.set_title(title)
+        _share_axes(ax, outages, "success rate", title)
         ax.legend(loc="lower left")
     return ax
 
@@ -124,42 +145,28 @@ def pool_chart(pools, outages: Iterable[Outage] = (), ax=None, window_ms: float 
                 (rows["time"] // window_ms) * window_ms / 1000).mean()
             ax.step(share.index, share.to_numpy(), where="post", label=service,
                     color=color_for(service, i), linewidth=1.8)
-        shade_outages(ax, outages)
-        ax.set_ylim(0, 1.15)
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{min(v, 1):.0%}"))
-        ax.set_xlabel("simulated time (s)")
-        ax.set_ylabel("busy / workers")
-        ax.set_title(title)
+        _share_axes(ax, outages, "busy / workers", title, top=1.15)  # room for the legend
         ax.legend(loc="upper right", ncol=max(1, pools["service"].nunique()))
     return ax
 
 
 def cascade_figure(run, window_ms: float = 1_000.0):
     """Three charts of one synchronous run: success rate, failures by service, pools."""
-    with style():
-        fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True)
-    success_rate_chart({run.label: run.windows(window_ms)}, run.outages, ax=top)
-    failures_chart(run.requests, window_ms, run.outages, ax=middle)
-    pool_chart(run.pools, run.outages, ax=bottom)
-    for ax in (top, middle):
-        ax.set_xlabel("")
-    # Fixed margins rather than tight_layout: a third of the cost, and a widget redraws often.
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.07, hspace=0.32)
-    return fig
+    fig, panels = _three_panels((8, 7.5))
+    success_rate_chart({run.label: run.windows(window_ms)}, run.outages, ax=panels[0])
+    failures_chart(run.requests, window_ms, run.outages, ax=panels[1])
+    pool_chart(run.pools, run.outages, ax=panels[2])
+    return _finish(fig, panels)
 
 
 def comparison_figure(sync_run, twin_run, window_ms: float = 1_000.0, figsize=(8, 7.5)):
     """The same load and outage, both ways: success rate, latency, and the twin's backlog."""
-    with style():
-        fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=figsize, sharex=True)
+    fig, panels = _three_panels(figsize)
     windows = {sync_run.label: sync_run.windows(window_ms),
                twin_run.label: twin_run.windows(window_ms)}
-    success_rate_chart(windows, sync_run.outages, ax=top)
-    latency_chart(windows, sync_run.outages, ax=middle)
-    backlog_chart(twin_run.backlog, ax=bottom, title="Event-driven: backlog per consumer group")
-    shade_outages(bottom, twin_run.outages)
-    for ax in (top, middle):
-        ax.set_xlabel("")
-    # Fixed margins rather than tight_layout: a third of the cost, and a widget redraws often.
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.07, hspace=0.32)
-    return fig
+    success_rate_chart(windows, sync_run.outages, ax=panels[0])
+    latency_chart(windows, sync_run.outages, ax=panels[1])
+    backlog_chart(twin_run.backlog, ax=panels[2],
+                  title="Event-driven: backlog per consumer group")
+    shade_outages(panels[2], twin_run.outages)
+    return _finish(fig, panels)
