@@ -24,10 +24,25 @@ from .messages import Message, command, event, seed_ids
 from .partitioning import partition_for
 from .trace import Trace, TraceRecord
 
+# isort: split
+# -- synchronous failure (notebook 01): the call chain and its event-driven twin --
+from .event_twin import EventDrivenTwin, TwinRun
+from .sync_chain import (
+    ServiceProfile,
+    SyncChain,
+    SyncRun,
+    chain_availability,
+    chain_latency_ms,
+    load_services,
+)
+
 __all__ = [
     "Broker", "BrokerError", "BrokerUnavailable", "Clock", "CommitFailed", "Consumer",
     "ConsumerGroup", "ConsumerWorker", "Crash", "Delivery", "FaultPlan", "Message", "Outage",
     "Topic", "Trace", "TraceRecord", "UnknownTopic", "command", "crash_point",
     "dead_letter_topic", "event", "fault_points", "open_db", "partition_for", "seed_ids",
     "transaction",
+    # -- synchronous failure (notebook 01) --
+    "EventDrivenTwin", "ServiceProfile", "SyncChain", "SyncRun", "TwinRun",
+    "chain_availability", "chain_latency_ms", "load_services",
 ]
