@@ -96,6 +96,14 @@ class OrderPipeline:
         self.queued = 0
         self._turn = 0
 
+    def set_faults(self, faults: FaultPlan | Mapping[str, Any] | None) -> FaultPlan:
+        """Give every part a new fault plan (the visualizer's toggles); returns it."""
+        plan = _plan(faults, self.seed)
+        self.faults = self.broker.faults = self.service.faults = plan
+        if self.relay is not None:
+            self.relay.faults = plan
+        return plan
+
     # -- the parts' actions, as a supervisor runs them -----------------------------------------
     def place_order(self, **order: Any) -> str | None:
         """Place one order; a crash or a refused publish is recorded, not raised."""
@@ -219,7 +227,7 @@ class OrderPipeline:
             n = self.consumer_poll()
             summary = f"consumer: handled {n} event(s)" + (
                 "" if self.consumer.online else ", then crashed before acknowledging")
-        return StepResult(actor, summary, self.trace.records[before:])
+        return StepResult(actor, summary, self.trace.tail(len(self.trace) - before))
 
     # -- judging -------------------------------------------------------------------------------
     def in_flight(self) -> set[EventKey]:
@@ -283,4 +291,41 @@ def try_every_crash_point(points: Iterable[str] | None = None,
             report = pipeline.run(n_orders, poll_every=2)
             rows.append({"point": point, "variant": variant,
                          "fired": len(pipeline.faults.fired), **report.counts()})
+    return rows
+
+
+def loss_sweep(rates: Iterable[float], variants: Iterable[str] = tuple(PIPELINES), *,
+               n_orders: int = 300, seed: int = 0, retries: int = 0,
+               points: Iterable[str] = ("broker.unavailable", "order.after_commit",
+                                        "order.before_commit")) -> list[dict]:
+    """Lost and phantom events over ``n_orders`` as every fault in ``points`` fires with
+    probability ``rate``: one row per (rate, variant)."""
+    rows = []
+    for rate in rates:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"each rate must be a probability in [0, 1], got {rate!r}")
+        for variant in variants:
+            pipeline = OrderPipeline(variant, {point: float(rate) for point in points},
+                                     seed=seed, retries=retries, trace=False)
+            report = pipeline.run(n_orders)
+            rows.append({"rate": rate, "variant": variant, "orders": n_orders,
+                         "failed_calls": len(pipeline.failed_orders), **report.counts()})
+    return rows
+
+
+def lag_sweep(poll_intervals_ms: Iterable[float], batch_sizes: Iterable[int], *,
+              variant: str = "outbox-polling", n_orders: int = 200,
+              order_interval_ms: float = 20.0, seed: int = 0) -> list[dict]:
+    """The relay lag (commit to publish) for each poll interval and batch size, on the clock."""
+    rows = []
+    for batch_size in batch_sizes:
+        for interval in poll_intervals_ms:
+            pipeline = OrderPipeline(variant, seed=seed, batch_size=batch_size,
+                                     poll_interval_ms=interval)
+            pipeline.simulate(n_orders, order_interval_ms)
+            lags = sorted(pipeline.lags())
+            rows.append({"batch_size": batch_size, "poll_interval_ms": interval,
+                         "published": len(lags),
+                         "mean_lag_ms": round(sum(lags) / len(lags), 1) if lags else None,
+                         "max_lag_ms": lags[-1] if lags else None})
     return rows

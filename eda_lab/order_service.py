@@ -68,6 +68,12 @@ def _check_variant(variant: str) -> str:
     return variant
 
 
+def _from_broker(broker, attribute: str, make):
+    """The broker's clock/trace/faults when it has one (so a run shares them), else a new one."""
+    value = getattr(broker, attribute, None)
+    return value if value is not None else make()
+
+
 class OrderService:
     """The service that takes orders, with its own database.
 
@@ -95,9 +101,9 @@ class OrderService:
         self.broker = broker
         self.db = _open(db)
         self.topic = topic
-        self.clock = clock or getattr(broker, "clock", None) or Clock()
-        self.trace = trace or getattr(broker, "trace", None) or Trace()
-        self.faults = faults or getattr(broker, "faults", None) or FaultPlan()
+        self.clock = clock if clock is not None else _from_broker(broker, "clock", Clock)
+        self.trace = trace if trace is not None else _from_broker(broker, "trace", Trace)
+        self.faults = faults if faults is not None else _from_broker(broker, "faults", FaultPlan)
         self.name = name
         self.retries = retries
         self.outbox_table = outbox_table

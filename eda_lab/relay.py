@@ -71,6 +71,12 @@ def _check_number(argument: str, value, *, minimum: float, integer: bool = False
         raise ValueError(f"{argument} must be {kind} {bound} {minimum:g}, got {value!r}")
 
 
+def _from_broker(broker, attribute: str, make):
+    """The broker's clock/trace/faults when it has one (so a run shares them), else a new one."""
+    value = getattr(broker, attribute, None)
+    return value if value is not None else make()
+
+
 class Relay:
     """What both relays share: settings, the read-publish-mark loop, crash handling, scheduling.
 
@@ -110,9 +116,9 @@ class Relay:
         self.poll_interval_ms = float(poll_interval_ms)
         self.cleanup = cleanup
         self.retention_ms = float(retention_ms)
-        self.clock = clock or getattr(broker, "clock", None) or Clock()
-        self.trace = trace or getattr(broker, "trace", None) or Trace()
-        self.faults = faults or getattr(broker, "faults", None) or FaultPlan()
+        self.clock = clock if clock is not None else _from_broker(broker, "clock", Clock)
+        self.trace = trace if trace is not None else _from_broker(broker, "trace", Trace)
+        self.faults = faults if faults is not None else _from_broker(broker, "faults", FaultPlan)
         self.name = name
         self.restart_after_ms = float(restart_after_ms)
         self.polls = 0

@@ -161,3 +161,11 @@ def test_bad_relay_kind_and_broker_are_refused():
         PollingRelay(service.db, object())
     with pytest.raises(TypeError, match="db"):
         PollingRelay("orders.db", broker)
+
+
+def test_service_relay_and_broker_write_one_trace():
+    broker, service, relay = setup("polling", orders=2)
+    relay.poll_once()
+    kinds = [r.kind for r in broker.trace]
+    assert kinds == ["db_commit", "db_commit", "read", "publish", "publish", "mark"]
+    assert service.trace is broker.trace is relay.trace and relay.faults is broker.faults
