@@ -48,6 +48,29 @@ class StepResult(NamedTuple):
     records: list
 
 
+def _summary(actor: str, records: list, order_id: str) -> str:
+    """One sentence for a step, from the trace records it made."""
+    kinds = [r.kind for r in records]
+    crash = next((r.detail for r in records if r.kind == "crash"), None)
+    refused = "unavailable" in kinds
+    if actor == "order":
+        committed = "db_commit" in kinds
+        text = f"order service: {order_id} " + ("committed" if committed else "not committed")
+        if "publish" in kinds:
+            text += ", published"
+    elif actor == "relay":
+        text = f"relay: published {kinds.count('publish')} event(s)"
+        text += ", marked them" if "mark" in kinds else ""
+    else:
+        text = f"consumer: received {kinds.count('deliver') + kinds.count('duplicate')} event(s)"
+        text += ", acknowledged" if "commit" in kinds else ""
+    if refused:
+        text += "; the broker refused a publish"
+    if crash:
+        text += f"; then CRASHED at {crash}"
+    return text
+
+
 def _plan(faults: FaultPlan | Mapping[str, Any] | None, seed: int) -> FaultPlan:
     if faults is None:
         return FaultPlan(seed=seed)
@@ -213,21 +236,16 @@ class OrderPipeline:
             return None
         self.clock.advance(STEP_MS)
         before = len(self.trace)
+        order_id = ""
         if actor == "order":
             self.queued -= 1
-            order_id = self.place_order()
-            summary = (f"order service: placed {order_id}" if order_id else
-                       f"order service: {self.failed_orders[-1][0]} failed "
-                       f"({self.failed_orders[-1][1]})")
+            order_id = self.place_order() or self.failed_orders[-1][0]
         elif actor == "relay":
-            n = self.relay_poll()
-            summary = (f"relay: published {n} event(s)" if n else
-                       "relay: published nothing (crashed or broker down)")
+            self.relay_poll()
         else:
-            n = self.consumer_poll()
-            summary = f"consumer: handled {n} event(s)" + (
-                "" if self.consumer.online else ", then crashed before acknowledging")
-        return StepResult(actor, summary, self.trace.tail(len(self.trace) - before))
+            self.consumer_poll()
+        records = self.trace.tail(len(self.trace) - before)
+        return StepResult(actor, _summary(actor, records, order_id), records)
 
     # -- judging -------------------------------------------------------------------------------
     def in_flight(self) -> set[EventKey]:

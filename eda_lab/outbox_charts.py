@@ -91,8 +91,8 @@ def skip_chart(rows, ax=None, title: str = "The polling gap: rows never publishe
     ax = axes(ax)
     with style():
         for i, column in enumerate(c for c in frame.columns if c not in ("writers", "rows")):
-            ax.plot(frame["writers"], frame[column] * 100, "-o", markersize=4,
-                    color=["#C44E52", "#4C72B0", "#55A868"][i % 3], label=column)
+            ax.plot(frame["writers"], frame[column] * 100, ["-o", "--s", ":^"][i % 3],
+                    markersize=5, color=["#C44E52", "#4C72B0", "#55A868"][i % 3], label=column)
         ax.set_xlabel("writers whose transactions overlap")
         ax.set_ylabel("rows skipped (%)")
         ax.set_title(title)

@@ -126,6 +126,7 @@ class Relay:
         self.crashes = 0
         self.down_until = -1.0
         self.process = None
+        self._next_cleanup = 0.0
         create_outbox(db, table)
 
     # -- one poll: plain, synchronous, resumable ---------------------------------------------
@@ -139,6 +140,8 @@ class Relay:
         """
         self.polls += 1
         faults, trace, now = self.faults, self.trace, self.clock.now
+        if self.cleanup == "retain" and now >= self._next_cleanup:
+            self.purge(now)
         batch = self._read()
         if not batch:
             return 0
@@ -213,6 +216,11 @@ class Relay:
     def _mark(self, done: list[int], now: float) -> None:
         raise NotImplementedError
 
+    def purge(self, now: float | None = None) -> int:
+        """Delete what was published longer than ``retention_ms`` ago (nothing, here)."""
+        self._next_cleanup = (self.clock.now if now is None else now) + self.retention_ms / 10
+        return 0
+
     def _source(self) -> str:
         return self.table
 
@@ -248,7 +256,6 @@ class PollingRelay(Relay):
         table = self.table
         self._select = (f'SELECT seq, {_COLUMNS} FROM "{table}" WHERE published_at IS NULL '
                         "ORDER BY seq LIMIT ?")
-        self._next_cleanup = 0.0
 
     def _read(self) -> list[tuple]:
         return self.db.conn.execute(self._select, (self.batch_size,)).fetchall()
@@ -261,18 +268,16 @@ class PollingRelay(Relay):
             else:
                 conn.execute(f'UPDATE "{table}" SET published_at = ? '
                              f"WHERE seq IN ({_in_list(len(done))})", (now, *done))
-                if now >= self._next_cleanup:
-                    self.purge(now, conn)
 
-    def purge(self, now: float | None = None, conn=None) -> int:
-        """Delete rows published more than ``retention_ms`` ago; returns how many."""
+    def purge(self, now: float | None = None) -> int:
+        """Delete rows published more than ``retention_ms`` ago; returns how many.
+
+        With ``cleanup="retain"`` a poll calls it every tenth of the retention window."""
         now = self.clock.now if now is None else now
         self._next_cleanup = now + self.retention_ms / 10
-        sql = f'DELETE FROM "{self.table}" WHERE published_at < ?'
-        if conn is not None:
-            return conn.execute(sql, (now - self.retention_ms,)).rowcount
-        with transaction(self.db) as own:
-            return own.execute(sql, (now - self.retention_ms,)).rowcount
+        with transaction(self.db) as conn:
+            return conn.execute(f'DELETE FROM "{self.table}" WHERE published_at < ?',
+                                (now - self.retention_ms,)).rowcount
 
     def _mark_detail(self, done: list[int]) -> str:
         verb = "deleted" if self.cleanup == "delete" else "set published_at on"
@@ -303,7 +308,6 @@ class LogTailingRelay(Relay):
         self.log = log_table(self.table)
         self._select = (f'SELECT lsn, {_COLUMNS} FROM "{self.log}" WHERE lsn > ? '
                         "ORDER BY lsn LIMIT ?")
-        self._next_cleanup = 0.0
 
     @property
     def offset(self) -> int:
@@ -325,28 +329,17 @@ class LogTailingRelay(Relay):
                 conn.execute(f'DELETE FROM "{self.table}" WHERE seq IN '
                              f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (last,))
                 conn.execute(f'DELETE FROM "{self.log}" WHERE lsn <= ?', (last,))
-            elif now >= self._next_cleanup:
-                self.purge(now, conn)
 
-    def purge(self, now: float | None = None, conn=None) -> int:
-        """Delete published log entries and outbox rows older than ``retention_ms``."""
+    def purge(self, now: float | None = None) -> int:
+        """Delete published log entries (and their outbox rows) older than ``retention_ms``."""
         now = self.clock.now if now is None else now
         self._next_cleanup = now + self.retention_ms / 10
-        cutoff = now - self.retention_ms
-
-        def run(c) -> int:
-            offset = c.execute(f'SELECT position FROM "{OFFSETS_TABLE}" WHERE relay = ?',
-                               (self.name,)).fetchone()
-            upto = offset[0] if offset else 0
-            c.execute(f'DELETE FROM "{self.table}" WHERE created_at < ? AND seq IN '
-                      f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (cutoff, upto))
-            return c.execute(f'DELETE FROM "{self.log}" WHERE lsn <= ? AND created_at < ?',
-                             (upto, cutoff)).rowcount
-
-        if conn is not None:
-            return run(conn)
-        with transaction(self.db) as own:
-            return run(own)
+        cutoff, upto = now - self.retention_ms, self.offset
+        with transaction(self.db) as conn:
+            conn.execute(f'DELETE FROM "{self.table}" WHERE created_at < ? AND seq IN '
+                         f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (cutoff, upto))
+            return conn.execute(f'DELETE FROM "{self.log}" WHERE lsn <= ? AND created_at < ?',
+                                (upto, cutoff)).rowcount
 
     def _source(self) -> str:
         return f"{self.log} after position {self.offset}"

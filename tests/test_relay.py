@@ -169,3 +169,15 @@ def test_service_relay_and_broker_write_one_trace():
     kinds = [r.kind for r in broker.trace]
     assert kinds == ["db_commit", "db_commit", "read", "publish", "publish", "mark"]
     assert service.trace is broker.trace is relay.trace and relay.faults is broker.faults
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_retention_cleanup_runs_even_when_no_new_rows_arrive(kind):
+    broker, service, relay = setup(kind, cleanup="retain", retention_ms=1_000)
+    relay.poll_once()
+    broker.clock.advance(500)
+    relay.poll_once()
+    assert len(outbox_rows(service.db)) == 5
+    broker.clock.advance(1_000)
+    relay.poll_once()   # an idle poll still cleans up
+    assert outbox_rows(service.db) == []
