@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from .charts import axes, color_for, style
-from .order_pipeline import PIPELINES
 
+SHORT_LABELS = {"db_then_publish": "DB, then\npublish", "publish_then_db": "publish,\nthen DB",
+                "outbox-polling": "outbox +\npolling relay",
+                "outbox-log-tailing": "outbox +\nlog-tailing relay"}
 VARIANT_COLORS = {"db_then_publish": "#C44E52", "publish_then_db": "#DD8452",
                   "outbox-polling": "#4C72B0", "outbox-log-tailing": "#55A868"}
 
@@ -53,8 +55,7 @@ def variant_bars(rows, ax=None, title: str = "Lost and phantom events by variant
         ax.bar([x - 0.2 for x in xs], frame["lost"], width=0.4, color="#C44E52", label="lost")
         ax.bar([x + 0.2 for x in xs], frame["phantom"], width=0.4, color="#DD8452",
                label="phantom")
-        ax.set_xticks(list(xs), [PIPELINES.get(v, v).replace(": ", ":\n").replace(" + ", " +\n")
-                                 for v in frame["variant"]])
+        ax.set_xticks(list(xs), [SHORT_LABELS.get(v, v) for v in frame["variant"]])
         ax.set_ylabel("events")
         ax.set_title(title)
         ax.legend(loc="upper right")
