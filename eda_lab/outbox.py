@@ -148,12 +148,15 @@ def create_offsets(db: sqlite_utils.Database) -> None:
                "(relay TEXT PRIMARY KEY, position INTEGER NOT NULL)")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # made once: cheaper per call
+
+
 def encode_payload(payload: Mapping[str, Any], argument: str = "payload") -> str:
-    """The payload as JSON text; a clear error names ``argument`` when it is not JSON."""
+    """The payload as compact JSON text; a clear error names ``argument`` when it is not JSON."""
     if not isinstance(payload, Mapping):
         raise TypeError(f"{argument} must be a dict (a JSON object), got {type(payload).__name__}")
     try:
-        return json.dumps(payload, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(payload)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{argument} must be JSON (dict, list, str, int, float, bool, None): "
                         f"{exc}") from None
