@@ -226,13 +226,11 @@ class OrderService:
         with transaction(self.db) as conn:
             write(conn)
             conn.execute(self._insert_event, event_row)
-            if faults._specs:
-                faults.check(BEFORE_COMMIT, trace=trace, now=now, actor=self.name)
+            faults.check(BEFORE_COMMIT, trace=trace, now=now, actor=self.name)
         if trace.enabled:
             trace.add(now, "db_commit", self.name, key=event_row[2], message_id=event_row[0],
                       message_type=event_row[3], detail="orders + outbox in one transaction")
-        if faults._specs:
-            faults.check(AFTER_COMMIT, trace=trace, now=now, actor=self.name)
+        faults.check(AFTER_COMMIT, trace=trace, now=now, actor=self.name)
 
     def _dual_write(self, variant: str, write, event_row: tuple, now: float) -> None:
         if self.broker is None:
