@@ -38,7 +38,7 @@ WRITES = 5_000
 RELAY_ROWS = 10_000
 BATCH = 100
 END_TO_END = 10_000
-REPEAT = 5
+REPEAT = 7
 
 INSERT_ORDER = ("INSERT INTO orders (order_id, customer, amount, status, version, created_at, "
                 "updated_at) VALUES (?, ?, ?, 'placed', 1, ?, ?)")
@@ -85,15 +85,19 @@ def outbox_write(service: OrderService) -> None:
         service.place_order(f"order-{i}", customer="ada", amount=25.0)
 
 
+def raw_place(conn: sqlite3.Connection, order_id: str) -> None:
+    """One order by hand: encode the payload, two inserts, one transaction."""
+    payload = json.dumps({"order_id": order_id, "customer": "ada", "amount": 25.0})
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(INSERT_ORDER, (order_id, "ada", 25.0, 0.0, 0.0))
+    conn.execute(INSERT_OUTBOX, (f"e-{order_id}", "order", order_id, "OrderPlaced", payload,
+                                 1, 0.0))
+    conn.execute("COMMIT")
+
+
 def raw_write(conn: sqlite3.Connection) -> None:
     for i in range(WRITES):
-        order_id = f"order-{i}"
-        payload = json.dumps({"order_id": order_id, "customer": "ada", "amount": 25.0})
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(INSERT_ORDER, (order_id, "ada", 25.0, 0.0, 0.0))
-        conn.execute(INSERT_OUTBOX, (f"e-{order_id}", "order", order_id, "OrderPlaced", payload,
-                                     1, 0.0))
-        conn.execute("COMMIT")
+        raw_place(conn, f"order-{i}")
 
 
 # -- 2. polling relay -----------------------------------------------------------------------------
@@ -195,13 +199,7 @@ def raw_end_to_end(parts) -> None:
         return len(rows)
 
     for i in range(1, END_TO_END + 1):
-        order_id = f"order-{i}"
-        payload = json.dumps({"order_id": order_id, "customer": "ada", "amount": 25.0})
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(INSERT_ORDER, (order_id, "ada", 25.0, 0.0, 0.0))
-        conn.execute(INSERT_OUTBOX, (f"e-{order_id}", "order", order_id, "OrderPlaced", payload,
-                                     1, 0.0))
-        conn.execute("COMMIT")
+        raw_place(conn, f"order-{i}")
         if i % BATCH == 0:
             relay_and_consume()
     while relay_and_consume():

@@ -226,11 +226,13 @@ class OrderService:
         with transaction(self.db) as conn:
             write(conn)
             conn.execute(self._insert_event, event_row)
-            faults.check(BEFORE_COMMIT, trace=trace, now=now, actor=self.name)
+            if faults.plans(BEFORE_COMMIT):
+                faults.check(BEFORE_COMMIT, trace=trace, now=now, actor=self.name)
         if trace.enabled:
             trace.add(now, "db_commit", self.name, key=event_row[2], message_id=event_row[0],
                       message_type=event_row[3], detail="orders + outbox in one transaction")
-        faults.check(AFTER_COMMIT, trace=trace, now=now, actor=self.name)
+        if faults.plans(AFTER_COMMIT):
+            faults.check(AFTER_COMMIT, trace=trace, now=now, actor=self.name)
 
     def _dual_write(self, variant: str, write, event_row: tuple, now: float) -> None:
         if self.broker is None:
