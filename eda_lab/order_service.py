@@ -22,6 +22,7 @@ is the order's version after the event, kept in the orders table.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -177,13 +178,22 @@ class OrderService:
         self.attempts += 1
         order_row = (order_id, customer, amount, now, now)
         event_row = (event_id, AGGREGATE_TYPE, order_id, "OrderPlaced", payload, 1, now)
+        write = self._order_writer(order_row)
         if variant == "outbox":
-            self._commit_with_outbox(lambda conn: conn.execute(self._insert_order, order_row),
-                                     event_row, now)
+            self._commit_with_outbox(write, event_row, now)
         else:
-            self._dual_write(variant, lambda conn: conn.execute(self._insert_order, order_row),
-                             event_row, now)
+            self._dual_write(variant, write, event_row, now)
         return order_id
+
+    def _order_writer(self, order_row: tuple):
+        """The business write of a new order; a taken order id is a clear error (rolled back)."""
+        def write(conn) -> None:
+            try:
+                conn.execute(self._insert_order, order_row)
+            except sqlite3.IntegrityError:
+                raise ValueError(f"order_id {order_row[0]!r} is already in the orders table; "
+                                 "pass a new id or None") from None
+        return write
 
     def record_event(self, order_id: str, type: str, payload: Mapping[str, Any] | None = None,
                      *, status: str | None = None, variant: str | None = None) -> str:

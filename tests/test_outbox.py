@@ -118,3 +118,11 @@ def test_naive_variant_without_a_broker_says_so():
 def test_bad_table_name_is_refused():
     with pytest.raises(ValueError, match="table"):
         create_outbox(open_db(), 'outbox"; DROP TABLE orders; --')
+
+
+def test_a_taken_order_id_is_a_clear_error_and_writes_nothing_more():
+    service = OrderService()
+    service.place_order("order-7")
+    with pytest.raises(ValueError, match="order_id 'order-7' is already"):
+        service.place_order("order-7", amount=5.0)
+    assert len(service.orders()) == 1 and pending(service.db) == 1

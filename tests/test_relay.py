@@ -181,3 +181,24 @@ def test_retention_cleanup_runs_even_when_no_new_rows_arrive(kind):
     broker.clock.advance(1_000)
     relay.poll_once()   # an idle poll still cleans up
     assert outbox_rows(service.db) == []
+
+
+def test_lag_grows_with_the_poll_interval_and_a_small_batch_falls_behind():
+    from eda_lab.order_pipeline import lag_sweep
+
+    rows = {(r["batch_size"], r["poll_interval_ms"]): r
+            for r in lag_sweep([50, 500], [5, 50], n_orders=100, order_interval_ms=20)}
+    assert rows[(50, 50)]["mean_lag_ms"] < rows[(50, 500)]["mean_lag_ms"] <= 500
+    assert rows[(50, 500)]["published"] == 100
+    assert rows[(5, 500)]["mean_lag_ms"] > rows[(50, 500)]["mean_lag_ms"]
+
+
+@pytest.mark.parametrize("variant", ["outbox-polling", "outbox-log-tailing"])
+def test_on_the_clock_crashing_relay_and_consumer_still_deliver_everything(variant):
+    from eda_lab import OrderPipeline
+
+    faults = {"relay.after_publish": [2, 9], "consumer.before_commit": [3], "relay.after_read": 5}
+    pipeline = OrderPipeline(variant, faults, batch_size=4, poll_interval_ms=100)
+    report = pipeline.simulate(40, order_interval_ms=25)
+    assert report.ok and report.committed == 40 and report.in_flight == 0
+    assert pipeline.relay.crashes == 3 and report.duplicate_deliveries > 0
