@@ -148,7 +148,7 @@ class OrderPipeline:
         try:
             return self.relay.poll_once()
         except Crash:
-            self.relay.crash()
+            self.relay.crash(restart_after_ms=0.0)   # synchronous runs restart it at once
             return 0
 
     def consumer_poll(self) -> int:

@@ -197,13 +197,16 @@ class Relay:
                     self.crash()
             yield clock.timeout(self.poll_interval_ms)
 
-    def crash(self) -> None:
-        """The relay process died: it is down for ``restart_after_ms`` (then resumes)."""
+    def crash(self, restart_after_ms: float | None = None) -> None:
+        """The relay process died: it is down for ``restart_after_ms`` (default: the relay's
+        setting; 0: a supervisor restarts it at once), then resumes from the database."""
+        delay = self.restart_after_ms if restart_after_ms is None else restart_after_ms
         self.crashes += 1
-        self.down_until = self.clock.now + self.restart_after_ms
+        self.down_until = self.clock.now + delay
         if self.trace.enabled:
             self.trace.add(self.clock.now, "down", self.name,
-                           detail=f"relay down until t={self.down_until:g} ms, then restarts")
+                           detail=f"relay down until t={self.down_until:g} ms, then restarts"
+                           if delay else "relay restarted at once; resumes from the database")
 
     @property
     def up(self) -> bool:

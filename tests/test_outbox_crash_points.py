@@ -67,7 +67,7 @@ plans = st.dictionaries(st.sampled_from(POINTS),
                         st.lists(st.integers(1, 12), min_size=1, max_size=4), max_size=5)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(plan=plans, variant=st.sampled_from(OUTBOX_PIPELINES), orders=st.integers(1, 15),
        batch=st.integers(1, 5), poll_every=st.integers(1, 4), updates=st.integers(0, 6),
        seed=st.integers(0, 1000))
