@@ -114,7 +114,6 @@ class OrderService:
         self._insert_order = (f"INSERT INTO {ORDERS_TABLE} (order_id, customer, amount, status, "
                               "version, created_at, updated_at) VALUES (?, ?, ?, 'placed', 1, ?, ?)")
         self._insert_event = insert_sql(outbox_table)
-        self.attempts = 0
 
     # -- schema ------------------------------------------------------------------------------
     def _create_schema(self) -> None:
@@ -173,9 +172,8 @@ class OrderService:
                 or not math.isfinite(amount) or amount <= 0):
             raise ValueError(f"amount must be a finite number > 0, got {amount!r}")
         now = self.clock.now
-        event_id = f"{self.origin}-{order_id}-v1"
+        event_id = self.event_id(order_id, 1)
         payload = encode_payload({"order_id": order_id, "customer": customer, "amount": amount})
-        self.attempts += 1
         order_row = (order_id, customer, amount, now, now)
         event_row = (event_id, AGGREGATE_TYPE, order_id, "OrderPlaced", payload, 1, now)
         write = self._order_writer(order_row)
@@ -214,7 +212,6 @@ class OrderService:
         now = self.clock.now
         event_row = (self.event_id(order_id, version), AGGREGATE_TYPE, order_id, type, text,
                      version, now)
-        self.attempts += 1
 
         def write(conn) -> None:
             changed = conn.execute(
