@@ -46,3 +46,20 @@ __all__ = [
     "EventDrivenTwin", "ServiceProfile", "SyncChain", "SyncRun", "TwinRun",
     "chain_availability", "chain_latency_ms", "load_services",
 ]
+
+# -- dual write and the transactional outbox (notebooks 03, 04) --------------------------------
+from .checks import ConsistencyReport, check_consistency  # noqa: E402
+from .order_consumer import OrderConsumer  # noqa: E402
+from .order_pipeline import PIPELINES, OrderPipeline, try_every_crash_point  # noqa: E402
+from .order_service import OrderService  # noqa: E402
+from .outbox import create_outbox, enable_change_log, write_event  # noqa: E402
+from .polling_gap import random_schedule, run_schedule, serialise, skip_rates  # noqa: E402
+from .relay import LogTailingRelay, PollingRelay, make_relay  # noqa: E402
+
+__all__ += [
+    "ConsistencyReport", "LogTailingRelay", "OrderConsumer", "OrderPipeline", "OrderService",
+    "PIPELINES", "PollingRelay", "check_consistency", "create_outbox", "enable_change_log",
+    "make_relay", "random_schedule", "run_schedule", "serialise", "skip_rates",
+    "try_every_crash_point", "write_event",
+]
+# -- end of dual write and the transactional outbox --------------------------------------------

@@ -1,0 +1,349 @@
+"""The whole write path, wired: order service -> (outbox + relay | a naive dual write) -> broker
+-> a consumer with (or without) an inbox; and the checker that judges it.
+
+One :class:`OrderPipeline` is one experiment. It can be driven three ways, all on the same
+plain code:
+
+* ``step()``: one action of one part (the service takes an order, the relay polls once, the
+  consumer polls once), for the visualizer;
+* ``run(n)``: n orders as fast as possible, the relay and consumer polling in between, then
+  ``settle()`` until nothing is left on the way (for counts over many orders);
+* ``simulate(n, order_interval_ms)``: the same parts as processes on the simulated clock, with
+  poll intervals and restart delays, for lag measurements.
+
+A crash at a named point is caught here, as a supervisor restarting the process would: the
+crash is in the trace and the part carries on from what its database says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from .broker import Broker, BrokerUnavailable
+from .checks import ConsistencyReport, EventKey, check_consistency
+from .clock import Clock
+from .faults import Crash, FaultPlan, fault_points
+from .order_consumer import OrderConsumer
+from .order_service import OrderService
+from .relay import BATCH_SIZE, POLL_INTERVAL_MS, RETENTION_MS, Relay, make_relay
+from .trace import Trace
+
+PIPELINES = {
+    "db_then_publish": "naive: commit to the DB, then publish",
+    "publish_then_db": "naive: publish, then commit to the DB",
+    "outbox-polling": "outbox + polling relay",
+    "outbox-log-tailing": "outbox + log-tailing relay (CDC)",
+}
+OUTBOX_PIPELINES = ("outbox-polling", "outbox-log-tailing")
+ACTORS = ("order", "relay", "consumer")
+STEP_MS = 100.0   # simulated time one visualizer step takes
+
+
+class StepResult(NamedTuple):
+    """What one ``step()`` did: which part acted, a sentence, and the trace records it made."""
+
+    actor: str
+    summary: str
+    records: list
+
+
+def _summary(actor: str, records: list, order_id: str) -> str:
+    """One sentence for a step, from the trace records it made."""
+    kinds = [r.kind for r in records]
+    crash = next((r.detail for r in records if r.kind == "crash"), None)
+    refused = "unavailable" in kinds
+    if actor == "order":
+        committed = "db_commit" in kinds
+        text = f"order service: {order_id} " + ("committed" if committed else "not committed")
+        if "publish" in kinds:
+            text += ", published"
+    elif actor == "relay":
+        text = f"relay: published {kinds.count('publish')} event(s)"
+        text += ", marked them" if "mark" in kinds else ""
+    else:
+        text = f"consumer: received {kinds.count('deliver') + kinds.count('duplicate')} event(s)"
+        text += ", acknowledged" if "commit" in kinds else ""
+    if refused:
+        text += "; the broker refused a publish"
+    if crash:
+        text += f"; then CRASHED at {crash}"
+    return text
+
+
+def _plan(faults: FaultPlan | Mapping[str, Any] | None, seed: int) -> FaultPlan:
+    if faults is None:
+        return FaultPlan(seed=seed)
+    if isinstance(faults, FaultPlan):
+        return faults
+    if isinstance(faults, Mapping):
+        return FaultPlan(faults, seed=seed)
+    raise TypeError(f"faults must be a dict of fault points or a FaultPlan, got {faults!r}")
+
+
+class OrderPipeline:
+    """Service, relay (for the outbox variants), broker and consumer on one clock and trace.
+
+    ``variant`` is one of :data:`PIPELINES`; ``faults`` a dict such as
+    ``{"relay.after_publish": 1}`` or a :class:`FaultPlan`; ``seed`` fixes every random
+    choice (the fault plan's, the ids').
+    """
+
+    def __init__(self, variant: str = "outbox-polling",
+                 faults: FaultPlan | Mapping[str, Any] | None = None, *, seed: int = 0,
+                 inbox: bool = True, partitions: int = 3, batch_size: int = BATCH_SIZE,
+                 poll_interval_ms: float = POLL_INTERVAL_MS, consumer_batch: int = 100,
+                 cleanup: str = "retain", retention_ms: float = RETENTION_MS, retries: int = 0,
+                 restart_after_ms: float = 1_000.0, trace: bool = True):
+        if variant not in PIPELINES:
+            raise ValueError(f"variant must be one of {tuple(PIPELINES)}, got {variant!r}")
+        self.variant = variant
+        self.seed = seed
+        self.faults = _plan(faults, seed)
+        self.clock = Clock()
+        self.trace = Trace(enabled=trace)
+        self.broker = Broker(self.clock, self.trace, self.faults)
+        self.broker.create_topic("orders", partitions)
+        outbox = variant in OUTBOX_PIPELINES
+        self.service = OrderService(self.broker, variant="outbox" if outbox else variant,
+                                    retries=retries)
+        self.relay: Relay | None = None
+        if outbox:
+            self.relay = make_relay(variant.removeprefix("outbox-"), self.service.db,
+                                    self.broker, batch_size=batch_size,
+                                    poll_interval_ms=poll_interval_ms, cleanup=cleanup,
+                                    retention_ms=retention_ms, restart_after_ms=restart_after_ms)
+        self.consumer = OrderConsumer(self.broker, inbox=inbox, max_batch=consumer_batch,
+                                      poll_interval_ms=poll_interval_ms / 2)
+        self.failed_orders: list[tuple[str, str]] = []   # (order id, what the caller saw)
+        self.queued = 0
+        self._turn = 0
+
+    def set_faults(self, faults: FaultPlan | Mapping[str, Any] | None) -> FaultPlan:
+        """Give every part a new fault plan (the visualizer's toggles); returns it."""
+        plan = _plan(faults, self.seed)
+        self.faults = self.broker.faults = self.service.faults = plan
+        if self.relay is not None:
+            self.relay.faults = plan
+        return plan
+
+    # -- the parts' actions, as a supervisor runs them -----------------------------------------
+    def place_order(self, **order: Any) -> str | None:
+        """Place one order; a crash or a refused publish is recorded, not raised."""
+        order_id = order.pop("order_id", None)
+        if order_id is None:
+            order_id = self.service.next_order_id()
+        try:
+            return self.service.place_order(order_id, **order)
+        except Crash as crash:
+            self.failed_orders.append((order_id, f"crash at {crash.point}"))
+        except BrokerUnavailable:
+            self.failed_orders.append((order_id, "BrokerUnavailable"))
+        return None
+
+    def relay_poll(self) -> int:
+        """One poll of the relay (0 for the naive variants); a crash restarts it."""
+        if self.relay is None:
+            return 0
+        try:
+            return self.relay.poll_once()
+        except Crash:
+            self.relay.crash(restart_after_ms=0.0)   # synchronous runs restart it at once
+            return 0
+
+    def consumer_poll(self) -> int:
+        """One poll of the consumer; a crash restarts it (its unacknowledged batch comes again)."""
+        try:
+            return self.consumer.poll_once()
+        except Crash:
+            return 0
+
+    def settle(self, max_rounds: int = 2_000) -> int:
+        """Poll relay and consumer until nothing is on its way (or ``max_rounds``); rounds used."""
+        for rounds in range(1, max_rounds + 1):
+            self.relay_poll()
+            self.consumer_poll()
+            if self.idle():
+                return rounds
+        return max_rounds
+
+    def idle(self) -> bool:
+        """Nothing left in the outbox backlog and nothing unacknowledged in the broker."""
+        return (self.relay is None or self.relay.backlog() == 0) and self.consumer.lag() == 0
+
+    def run(self, n_orders: int, *, poll_every: int = 10, settle: bool = True,
+            **order: Any) -> ConsistencyReport:
+        """Place ``n_orders`` orders, the relay and consumer polling every ``poll_every``; then
+        settle and return the check."""
+        if isinstance(n_orders, bool) or not isinstance(n_orders, int) or n_orders < 0:
+            raise ValueError(f"n_orders must be an integer >= 0, got {n_orders!r}")
+        if isinstance(poll_every, bool) or not isinstance(poll_every, int) or poll_every < 1:
+            raise ValueError(f"poll_every must be an integer >= 1, got {poll_every!r}")
+        for i in range(1, n_orders + 1):
+            self.place_order(**order)
+            if i % poll_every == 0:
+                self.relay_poll()
+                self.consumer_poll()
+        if settle:
+            self.settle()
+        return self.report()
+
+    def simulate(self, n_orders: int, order_interval_ms: float = 20.0,
+                 settle_ms: float = 10_000.0) -> ConsistencyReport:
+        """Orders arrive every ``order_interval_ms`` on the simulated clock while the relay and
+        the consumer run as processes; the clock stops ``settle_ms`` after the last order."""
+        if order_interval_ms <= 0:
+            raise ValueError(f"order_interval_ms must be > 0, got {order_interval_ms!r}")
+        clock = self.clock
+
+        def orders():
+            for _ in range(n_orders):
+                self.place_order()
+                yield clock.timeout(order_interval_ms)
+
+        clock.process(orders())
+        if self.relay is not None:
+            self.relay.start()
+        self.consumer.start()
+        clock.run(clock.now + n_orders * order_interval_ms + settle_ms)
+        return self.report()
+
+    # -- stepping, one action at a time (the visualizer) ---------------------------------------
+    def request_order(self, count: int = 1) -> None:
+        """Queue orders; each ``step()`` of the service takes one."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be an integer >= 1, got {count!r}")
+        self.queued += count
+
+    def has_work(self, actor: str) -> bool:
+        if actor == "order":
+            return self.queued > 0
+        if actor == "relay":
+            return self.relay is not None and self.relay.backlog() > 0
+        return self.consumer.lag() > 0
+
+    def step(self) -> StepResult | None:
+        """Advance the clock by :data:`STEP_MS` and let the next part with work act once.
+
+        Parts take turns (service, relay, consumer); None when nobody has anything to do.
+        """
+        for i in range(len(ACTORS)):
+            actor = ACTORS[(self._turn + i) % len(ACTORS)]
+            if self.has_work(actor):
+                self._turn = (self._turn + i + 1) % len(ACTORS)
+                break
+        else:
+            return None
+        self.clock.advance(STEP_MS)
+        before = len(self.trace)
+        order_id = ""
+        if actor == "order":
+            self.queued -= 1
+            order_id = self.place_order() or self.failed_orders[-1][0]
+        elif actor == "relay":
+            self.relay_poll()
+        else:
+            self.consumer_poll()
+        records = self.trace.tail(len(self.trace) - before)
+        return StepResult(actor, _summary(actor, records, order_id), records)
+
+    # -- judging -------------------------------------------------------------------------------
+    def in_flight(self) -> set[EventKey]:
+        """Committed events still on their way: in the outbox backlog or unacknowledged."""
+        moving: set[EventKey] = set()
+        if self.relay is not None:
+            if self.relay.kind == "polling":
+                rows = self.service.db.execute(
+                    f'SELECT aggregateid, version FROM "{self.relay.table}" '
+                    "WHERE published_at IS NULL").fetchall()
+            else:
+                rows = self.service.db.execute(
+                    f'SELECT aggregateid, version FROM "{self.relay.log}" WHERE lsn > ?',
+                    (self.relay.offset,)).fetchall()
+            moving.update((a, v) for a, v in rows)
+        group = self.broker.group(self.consumer.group)
+        for (topic, p), committed in group.committed.items():
+            for message in self.broker.topic(topic).partitions[p][committed:]:
+                moving.add((message.key, int(message.headers.get("version", 1))))
+        return moving
+
+    def report(self) -> ConsistencyReport:
+        """The checker's verdict on this pipeline, now."""
+        return check_consistency(self.service.truth(), self.consumer.received,
+                                 self.consumer.effects(), self.in_flight())
+
+    def lags(self) -> list[float]:
+        """For each event published, ms from its commit to its first publish (from the trace)."""
+        committed: dict[str, float] = {}
+        lags: list[float] = []
+        for record in self.trace.of_kind("db_commit", "publish"):
+            if record.kind == "db_commit":
+                committed[record.message_id] = record.time
+            elif record.message_id in committed:
+                lags.append(record.time - committed.pop(record.message_id))
+        return lags
+
+    def __repr__(self) -> str:
+        return f"OrderPipeline({self.variant!r}, {self.report()})"
+
+
+def default_crash_points() -> list[str]:
+    """Every crash point on the write path, plus the broker refusing a publish."""
+    return (fault_points("order.") + fault_points("relay.") + fault_points("consumer.")
+            + ["broker.unavailable"])
+
+
+def try_every_crash_point(points: Iterable[str] | None = None,
+                          variants: Iterable[str] = tuple(PIPELINES), *, n_orders: int = 6,
+                          hits: tuple[int, ...] = (1, 3), inbox: bool = True,
+                          batch_size: int = 2) -> list[dict]:
+    """Run ``n_orders`` through each variant with each crash point firing at ``hits``.
+
+    Returns one dict per (point, variant): whether the point fired, and the checker's counts.
+    """
+    rows = []
+    for point in (default_crash_points() if points is None else list(points)):
+        for variant in variants:
+            pipeline = OrderPipeline(variant, {point: list(hits)}, inbox=inbox,
+                                     batch_size=batch_size, poll_interval_ms=100.0, trace=False)
+            report = pipeline.run(n_orders, poll_every=2)
+            rows.append({"point": point, "variant": variant,
+                         "fired": len(pipeline.faults.fired), **report.counts()})
+    return rows
+
+
+def loss_sweep(rates: Iterable[float], variants: Iterable[str] = tuple(PIPELINES), *,
+               n_orders: int = 300, seed: int = 0, retries: int = 0,
+               points: Iterable[str] = ("broker.unavailable", "order.after_commit",
+                                        "order.before_commit")) -> list[dict]:
+    """Lost and phantom events over ``n_orders`` as every fault in ``points`` fires with
+    probability ``rate``: one row per (rate, variant)."""
+    rows = []
+    for rate in rates:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"each rate must be a probability in [0, 1], got {rate!r}")
+        for variant in variants:
+            pipeline = OrderPipeline(variant, {point: float(rate) for point in points},
+                                     seed=seed, retries=retries, trace=False)
+            report = pipeline.run(n_orders)
+            rows.append({"rate": rate, "variant": variant, "orders": n_orders,
+                         "failed_calls": len(pipeline.failed_orders), **report.counts()})
+    return rows
+
+
+def lag_sweep(poll_intervals_ms: Iterable[float], batch_sizes: Iterable[int], *,
+              variant: str = "outbox-polling", n_orders: int = 200,
+              order_interval_ms: float = 20.0, seed: int = 0) -> list[dict]:
+    """The relay lag (commit to publish) for each poll interval and batch size, on the clock."""
+    rows = []
+    for batch_size in batch_sizes:
+        for interval in poll_intervals_ms:
+            pipeline = OrderPipeline(variant, seed=seed, batch_size=batch_size,
+                                     poll_interval_ms=interval)
+            pipeline.simulate(n_orders, order_interval_ms)
+            lags = sorted(pipeline.lags())
+            rows.append({"batch_size": batch_size, "poll_interval_ms": interval,
+                         "published": len(lags),
+                         "mean_lag_ms": round(sum(lags) / len(lags), 1) if lags else None,
+                         "max_lag_ms": lags[-1] if lags else None})
+    return rows

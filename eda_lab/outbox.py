@@ -1,0 +1,227 @@
+"""The transactional outbox: the event is written in the same local transaction as the change.
+
+A service that must both change its database and tell the world cannot do the two atomically
+(there is no transaction across its database and the broker). The outbox moves the second
+write *into* the first: the business row and an outbox row describing the event are inserted
+in one SQLite transaction, so both exist or neither does. A relay (:mod:`eda_lab.relay`)
+publishes the outbox rows later, as often as it takes.
+
+The columns are the ones Debezium's outbox event router expects, so the table reads like the
+real thing:
+
+=============  ==============================================================================
+``id``         the event id (the broker message id; consumers deduplicate on it)
+aggregatetype  the kind of thing that changed (``order``); routes the event to a topic
+aggregateid    which one (``order-17``); the message key, so one aggregate stays in order
+``type``       the event type, in the past tense (``OrderPlaced``)
+``payload``    the event body, JSON text
+=============  ==============================================================================
+
+plus what the relay needs: ``seq`` (insertion order; AUTOINCREMENT never reuses a number,
+even after cleanup deletes rows), ``version`` (the aggregate's version after this event, sent
+as a header so consumers can check order), ``created_at`` (simulated ms) and ``published_at``
+(NULL until a polling relay has published the row).
+
+The relay asks "the oldest unpublished rows, in order" on every poll. The partial index
+``<table>_unpublished`` holds only unpublished rows, so that query costs the same whether the
+table keeps ten rows or ten million published ones.
+
+A log-tailing relay does not query the table at all: it follows a change log of committed
+inserts. SQLite has no logical decoding of its WAL, so :func:`enable_change_log` models it with
+a trigger that appends every inserted outbox row to ``<table>_log`` inside the inserting
+transaction: an entry exists only if that transaction committed, and entries are numbered in
+commit order (SQLite runs one writer at a time), which is what Debezium reads from Postgres's
+WAL or MySQL's binlog.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+import sqlite_utils
+
+from .messages import Message
+
+OUTBOX_TABLE = "outbox"
+COLUMNS = ("seq", "id", "aggregatetype", "aggregateid", "type", "payload", "version",
+           "created_at", "published_at")
+OFFSETS_TABLE = "relay_offsets"
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_table_name(table: str, argument: str = "table") -> str:
+    """``table`` if it is a plain SQL identifier (it is put into SQL text, never a parameter)."""
+    if not isinstance(table, str) or not _NAME.fullmatch(table):
+        raise ValueError(
+            f"{argument} must be a plain identifier (letters, digits, underscore), got {table!r}"
+        )
+    return table
+
+
+def log_table(table: str = OUTBOX_TABLE) -> str:
+    """The change-log table that follows ``table`` (see :func:`enable_change_log`)."""
+    return f"{table}_log"
+
+
+def create_outbox(db: sqlite_utils.Database, table: str = OUTBOX_TABLE, *,
+                  change_log: bool = False) -> None:
+    """Create the outbox table and its relay index, if missing (and the change log if asked)."""
+    check_table_name(table)
+    db.execute(f"""
+        CREATE TABLE IF NOT EXISTS "{table}" (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            aggregatetype TEXT NOT NULL,
+            aggregateid TEXT NOT NULL,
+            type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL,
+            published_at REAL
+        )""")
+    db.execute(f'CREATE INDEX IF NOT EXISTS "{table}_unpublished" ON "{table}" (seq) '
+               "WHERE published_at IS NULL")
+    if change_log:
+        enable_change_log(db, table)
+
+
+def enable_change_log(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> None:
+    """Start logging committed outbox inserts to ``<table>_log`` (the model of the WAL).
+
+    Like setting up logical replication, this is done once per database. Rows already in the
+    outbox and not yet published are copied into the log first, in ``seq`` order (Debezium's
+    initial snapshot), so nothing written before the log existed is missed.
+    """
+    check_table_name(table)
+    log = log_table(table)
+    if db[log].exists():
+        return
+    with _immediate(db):
+        db.execute(f"""
+            CREATE TABLE "{log}" (
+                lsn INTEGER PRIMARY KEY AUTOINCREMENT,
+                seq INTEGER NOT NULL,
+                id TEXT NOT NULL,
+                aggregatetype TEXT NOT NULL,
+                aggregateid TEXT NOT NULL,
+                type TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                created_at REAL NOT NULL
+            )""")
+        db.execute(f"""
+            INSERT INTO "{log}" (seq, id, aggregatetype, aggregateid, type, payload, version,
+                                 created_at)
+            SELECT seq, id, aggregatetype, aggregateid, type, payload, version, created_at
+            FROM "{table}" WHERE published_at IS NULL ORDER BY seq""")
+        db.execute(f"""
+            CREATE TRIGGER "{table}_to_log" AFTER INSERT ON "{table}" BEGIN
+                INSERT INTO "{log}" (seq, id, aggregatetype, aggregateid, type, payload,
+                                     version, created_at)
+                VALUES (NEW.seq, NEW.id, NEW.aggregatetype, NEW.aggregateid, NEW.type,
+                        NEW.payload, NEW.version, NEW.created_at);
+            END""")
+
+
+class _immediate:
+    """A write transaction for schema changes (the service's ``transaction`` may be in use)."""
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.conn = db.conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind, value, tb):
+        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
+
+
+def create_offsets(db: sqlite_utils.Database) -> None:
+    """The table where log-tailing relays store how far they have published."""
+    db.execute(f'CREATE TABLE IF NOT EXISTS "{OFFSETS_TABLE}" '
+               "(relay TEXT PRIMARY KEY, position INTEGER NOT NULL)")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # made once: cheaper per call
+
+
+def encode_payload(payload: Mapping[str, Any], argument: str = "payload") -> str:
+    """The payload as compact JSON text; a clear error names ``argument`` when it is not JSON."""
+    if not isinstance(payload, Mapping):
+        raise TypeError(f"{argument} must be a dict (a JSON object), got {type(payload).__name__}")
+    try:
+        return _ENCODER.encode(payload)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{argument} must be JSON (dict, list, str, int, float, bool, None): "
+                        f"{exc}") from None
+
+
+def insert_sql(table: str = OUTBOX_TABLE) -> str:
+    """The outbox INSERT, with parameters (id, aggregatetype, aggregateid, type, payload,
+    version, created_at)."""
+    check_table_name(table)
+    return (f'INSERT INTO "{table}" (id, aggregatetype, aggregateid, type, payload, version, '
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def write_event(conn: sqlite3.Connection, *, id: str, aggregatetype: str, aggregateid: str,
+                type: str, payload: Mapping[str, Any] | str, version: int = 1,
+                created_at: float = 0.0, table: str = OUTBOX_TABLE) -> None:
+    """Insert one outbox row with ``conn``, inside the caller's open transaction.
+
+    This is the whole pattern: call it between the business row's INSERT/UPDATE and the
+    COMMIT, on the same connection. ``payload`` is a dict (encoded here) or JSON text.
+    """
+    if not conn.in_transaction:
+        raise RuntimeError(
+            "write_event must run inside the transaction that changes the business row "
+            "(use it within `with transaction(db) as conn:`); outside it, it is a dual write"
+        )
+    text = payload if isinstance(payload, str) else encode_payload(payload)
+    conn.execute(insert_sql(table), (id, aggregatetype, aggregateid, type, text, version,
+                                     created_at))
+
+
+def row_to_message(row: tuple | sqlite3.Row) -> Message:
+    """The broker message of an outbox (or change-log) row.
+
+    ``row`` holds (id, aggregatetype, aggregateid, type, payload, version, created_at): the key
+    is the aggregate id, as Debezium's router does, and the aggregate type and version travel
+    as headers (its ``table.fields.additional.placement``).
+    """
+    id_, aggregatetype, aggregateid, type_, payload, version, created_at = row
+    return Message(type_, aggregateid, json.loads(payload),
+                   {"aggregatetype": aggregatetype, "version": str(version)},
+                   created_at, id_)
+
+
+def pending(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> int:
+    """How many outbox rows a polling relay has not published yet (its backlog)."""
+    check_table_name(table)
+    if not db[table].exists():
+        return 0
+    return db.execute(
+        f'SELECT count(*) FROM "{table}" WHERE published_at IS NULL').fetchone()[0]
+
+
+def outbox_rows(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> list[dict]:
+    """Every outbox row, oldest first, as dicts (for tables in notebooks and widgets)."""
+    check_table_name(table)
+    if not db[table].exists():
+        return []
+    return list(db[table].rows_where(order_by="seq"))
+
+
+def relay_query_plan(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> str:
+    """How SQLite runs the polling relay's query: it should name the partial index."""
+    check_table_name(table)
+    rows = db.execute(
+        f'EXPLAIN QUERY PLAN SELECT seq FROM "{table}" WHERE published_at IS NULL '
+        "ORDER BY seq LIMIT 100").fetchall()
+    return "; ".join(row[-1] for row in rows)

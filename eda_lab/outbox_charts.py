@@ -1,0 +1,102 @@
+"""Charts for notebooks 03 and 04: losses against the fault rate, relay lag, the polling gap.
+
+Each function takes plain rows (the dicts that :mod:`eda_lab.order_pipeline` and
+:mod:`eda_lab.polling_gap` return, or a DataFrame of them) and an optional ``ax``, and returns
+the Axes, drawn in the course style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+
+from .charts import axes, color_for, style
+
+SHORT_LABELS = {"db_then_publish": "DB, then\npublish", "publish_then_db": "publish,\nthen DB",
+                "outbox-polling": "outbox +\npolling relay",
+                "outbox-log-tailing": "outbox +\nlog-tailing relay"}
+VARIANT_COLORS = {"db_then_publish": "#C44E52", "publish_then_db": "#DD8452",
+                  "outbox-polling": "#4C72B0", "outbox-log-tailing": "#55A868"}
+
+
+def _frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
+    return rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+
+
+def loss_chart(rows, ax=None, title: str = "Events lost and invented as faults grow"):
+    """Lost (solid) and phantom (dashed) events against the fault rate, one colour per variant.
+
+    ``rows``: :func:`~eda_lab.order_pipeline.loss_sweep` output.
+    """
+    frame = _frame(rows)
+    ax = axes(ax)
+    with style():
+        for variant, part in frame.groupby("variant", sort=False):
+            color = VARIANT_COLORS.get(variant, color_for(variant))
+            ax.plot(part["rate"] * 100, part["lost"], "-o", color=color, markersize=4,
+                    label=f"{variant}: lost")
+            ax.plot(part["rate"] * 100, part["phantom"], "--s", color=color, markersize=4,
+                    label=f"{variant}: phantom")
+        ax.set_xlabel("probability of each fault (%)")
+        ax.set_ylabel(f"events, of {int(frame['orders'].iloc[0])} orders")
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left", ncol=2)
+    return ax
+
+
+def variant_bars(rows, ax=None, title: str = "Lost and phantom events by variant"):
+    """Side-by-side bars of lost and phantom events, one group per variant."""
+    frame = _frame(rows)
+    ax = axes(ax)
+    with style():
+        xs = range(len(frame))
+        ax.bar([x - 0.2 for x in xs], frame["lost"], width=0.4, color="#C44E52", label="lost")
+        ax.bar([x + 0.2 for x in xs], frame["phantom"], width=0.4, color="#DD8452",
+               label="phantom")
+        ax.set_xticks(list(xs), [SHORT_LABELS.get(v, v) for v in frame["variant"]])
+        ax.set_ylabel("events")
+        ax.set_title(title)
+        ax.legend(loc="upper right")
+    return ax
+
+
+def lag_chart(rows, ax=None, title: str = "Relay lag: commit to publish"):
+    """Mean (solid) and worst (dotted) lag against the poll interval, one line per batch size.
+
+    ``rows``: :func:`~eda_lab.order_pipeline.lag_sweep` output.
+    """
+    frame = _frame(rows)
+    ax = axes(ax)
+    with style():
+        for i, (batch, part) in enumerate(frame.groupby("batch_size")):
+            color = color_for("relay", i) if i == 0 else color_for(f"batch{i}", i)
+            ax.plot(part["poll_interval_ms"], part["mean_lag_ms"] / 1000, "-o", color=color,
+                    markersize=4, label=f"batch {batch}: mean")
+            ax.plot(part["poll_interval_ms"], part["max_lag_ms"] / 1000, ":", color=color,
+                    label=f"batch {batch}: worst")
+        ax.set_xlabel("poll interval (ms)")
+        ax.set_ylabel("lag (s)")
+        ax.set_title(title)
+        ax.legend(loc="upper left")
+    return ax
+
+
+def skip_chart(rows, ax=None, title: str = "The polling gap: rows never published"):
+    """Share of rows each relay skipped against the number of overlapping writers.
+
+    ``rows``: :func:`~eda_lab.polling_gap.skip_rates` output.
+    """
+    frame = _frame(rows)
+    ax = axes(ax)
+    with style():
+        for i, column in enumerate(c for c in frame.columns if c not in ("writers", "rows")):
+            ax.plot(frame["writers"], frame[column] * 100, ["-o", "--s", ":^"][i % 3],
+                    markersize=5, color=["#C44E52", "#4C72B0", "#55A868"][i % 3], label=column)
+        ax.set_xlabel("writers whose transactions overlap")
+        ax.set_ylabel("rows skipped (%)")
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left")
+    return ax

@@ -1,0 +1,365 @@
+"""Relays: the processes that move outbox rows to the broker, after the fact, as often as it takes.
+
+Both relays do the same three things in the same order, and both can die between any two:
+
+1. **read** a batch of events that are not yet published, oldest first;
+2. **publish** each one to the broker, keyed by its aggregate id (so one order's events land
+   on one partition, in order);
+3. **mark** the batch as done, in the service's database.
+
+They keep no progress in memory: everything they know is read from the database at the start
+of each poll, so a relay that crashed (or was killed with SIGKILL) simply starts again. The
+price of dying between 2 and 3 is a **duplicate**: the batch is published again after the
+restart. Nothing is ever lost, because nothing is marked before it was published. That is why
+the consumer needs an inbox (:mod:`eda_lab.inbox`).
+
+* :class:`PollingRelay` asks the outbox table for ``published_at IS NULL`` rows and marks
+  them by setting ``published_at`` (keeping them for a retention window) or deleting them.
+* :class:`LogTailingRelay` follows the change log of committed inserts (the model of the
+  WAL, see :func:`eda_lab.outbox.enable_change_log`) from an offset it stores in the same
+  database, as Debezium stores its source offset. It never queries the outbox table.
+
+Settings: ``batch_size`` (rows per poll) and ``poll_interval_ms``. One batch per interval is
+the relay's capacity; the notebook measures the lag the two cost.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from .broker import Broker, BrokerUnavailable
+from .clock import Clock
+from .db import transaction
+from .faults import Crash, FaultPlan, crash_point
+from .outbox import (
+    OFFSETS_TABLE,
+    OUTBOX_TABLE,
+    check_table_name,
+    create_offsets,
+    create_outbox,
+    enable_change_log,
+    log_table,
+    row_to_message,
+)
+from .trace import Trace
+
+AFTER_READ = crash_point(
+    "relay.after_read",
+    "the relay read a batch and died before publishing it: the next relay reads it again")
+AFTER_PUBLISH = crash_point(
+    "relay.after_publish",
+    "the relay published an event and died before marking it: it is published again (a duplicate)")
+AFTER_MARK = crash_point(
+    "relay.after_mark",
+    "the relay marked its batch as published and died: nothing lost, nothing repeated")
+
+CLEANUPS = ("delete", "retain")
+POLL_INTERVAL_MS = 500.0   # default time between two polls
+BATCH_SIZE = 100           # default rows per poll
+RETENTION_MS = 60_000.0    # default time a published row is kept with cleanup="retain"
+MAX_BATCH_SIZE = 10_000
+_COLUMNS = "id, aggregatetype, aggregateid, type, payload, version, created_at"
+
+
+def _check_number(argument: str, value, *, minimum: float, integer: bool = False,
+                  inclusive: bool = True) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (
+            value < minimum if inclusive else value <= minimum):
+        kind = "an integer" if integer else "a number"
+        bound = ">=" if inclusive else ">"
+        raise ValueError(f"{argument} must be {kind} {bound} {minimum:g}, got {value!r}")
+
+
+def _from_broker(broker, attribute: str, make):
+    """The broker's clock/trace/faults when it has one (so a run shares them), else a new one."""
+    value = getattr(broker, attribute, None)
+    return value if value is not None else make()
+
+
+class Relay:
+    """What both relays share: settings, the read-publish-mark loop, crash handling, scheduling.
+
+    ``broker`` is anything with ``publish(topic, message)`` (a :class:`~eda_lab.broker.Broker`,
+    or in the multi-process test a file-backed log). ``clock``, ``trace`` and ``faults``
+    default to the broker's.
+    """
+
+    kind = "relay"
+
+    def __init__(self, db: sqlite_utils.Database, broker: Broker, *, topic: str = "orders",
+                 table: str = OUTBOX_TABLE, batch_size: int = BATCH_SIZE,
+                 poll_interval_ms: float = POLL_INTERVAL_MS, cleanup: str = "retain",
+                 retention_ms: float = RETENTION_MS, clock: Clock | None = None,
+                 trace: Trace | None = None, faults: FaultPlan | None = None,
+                 name: str = "relay", restart_after_ms: float = 1_000.0):
+        if not isinstance(db, sqlite_utils.Database):
+            raise TypeError(f"db must be a sqlite_utils.Database (eda_lab.open_db), got "
+                            f"{type(db).__name__}")
+        if not callable(getattr(broker, "publish", None)):
+            raise TypeError(f"broker must have a publish(topic, message) method, got {broker!r}")
+        if not isinstance(topic, str) or not topic:
+            raise ValueError(f"topic must be a non-empty string, got {topic!r}")
+        _check_number("batch_size", batch_size, minimum=1, integer=True)
+        if batch_size > MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be at most {MAX_BATCH_SIZE}, got {batch_size}")
+        _check_number("poll_interval_ms", poll_interval_ms, minimum=0, inclusive=False)
+        _check_number("retention_ms", retention_ms, minimum=0)
+        _check_number("restart_after_ms", restart_after_ms, minimum=0)
+        if cleanup not in CLEANUPS:
+            raise ValueError(f"cleanup must be one of {CLEANUPS}, got {cleanup!r}")
+        self.db = db
+        self.broker = broker
+        self.topic = topic
+        self.table = check_table_name(table)
+        self.batch_size = batch_size
+        self.poll_interval_ms = float(poll_interval_ms)
+        self.cleanup = cleanup
+        self.retention_ms = float(retention_ms)
+        self.clock = clock if clock is not None else _from_broker(broker, "clock", Clock)
+        self.trace = trace if trace is not None else _from_broker(broker, "trace", Trace)
+        self.faults = faults if faults is not None else _from_broker(broker, "faults", FaultPlan)
+        self.name = name
+        self.restart_after_ms = float(restart_after_ms)
+        self.polls = 0
+        self.published = 0
+        self.crashes = 0
+        self.down_until = -1.0
+        self.process = None
+        self._next_cleanup = 0.0
+        create_outbox(db, table)
+
+    # -- one poll: plain, synchronous, resumable ---------------------------------------------
+    def poll_once(self) -> int:
+        """Read one batch, publish it in order, mark what was published. Returns the count.
+
+        A :class:`~eda_lab.faults.Crash` at a crash point propagates (the process died); what
+        was marked stays marked, what was not will be read again. When the broker refuses a
+        publish, the rest of the batch waits for the next poll (skipping ahead would break the
+        order per aggregate).
+        """
+        self.polls += 1
+        faults, trace, now = self.faults, self.trace, self.clock.now
+        if self.cleanup == "retain" and now >= self._next_cleanup:
+            self.purge(now)
+        batch = self._read()
+        if not batch:
+            return 0
+        if trace.enabled:
+            trace.add(now, "read", self.name, self.topic,
+                      detail=f"{len(batch)} row(s) from {self._source()}")
+        faults.check(AFTER_READ, trace=trace, now=now, actor=self.name)
+        check_publish = faults.plans(AFTER_PUBLISH)
+        publish, topic = self.broker.publish, self.topic
+        done = []
+        try:
+            for row in batch:
+                publish(topic, row_to_message(row[1:]))
+                done.append(row[0])
+                if check_publish:
+                    faults.check(AFTER_PUBLISH, trace=trace, now=now, actor=self.name)
+        except BrokerUnavailable:
+            pass  # the broker traced the refusal; the rest waits for the next poll
+        if done:
+            self._mark(done, now)
+            self.published += len(done)
+            if trace.enabled:
+                trace.add(now, "mark", self.name, self.topic,
+                          detail=f"{len(done)} published; {self._mark_detail(done)}")
+            faults.check(AFTER_MARK, trace=trace, now=now, actor=self.name)
+        return len(done)
+
+    def drain(self, max_polls: int = 10_000) -> int:
+        """Poll until nothing is left (or the broker refuses everything); returns the count."""
+        total = 0
+        for _ in range(max_polls):
+            n = self.poll_once()
+            total += n
+            if n == 0:
+                break
+        return total
+
+    # -- scheduling on the simulated clock ---------------------------------------------------
+    def start(self, until_ms: float | None = None):
+        """Run ``poll_once`` every ``poll_interval_ms`` on the clock; after a crash the relay is
+        down for ``restart_after_ms`` and then starts again from what the database says."""
+        if self.process is None:
+            self.process = self.clock.process(self._run(until_ms))
+        return self.process
+
+    def _run(self, until_ms: float | None):
+        clock = self.clock
+        while until_ms is None or clock.now <= until_ms:
+            if clock.now >= self.down_until:
+                try:
+                    self.poll_once()
+                except Crash:
+                    self.crash()
+            yield clock.timeout(self.poll_interval_ms)
+
+    def crash(self, restart_after_ms: float | None = None) -> None:
+        """The relay process died: it is down for ``restart_after_ms`` (default: the relay's
+        setting; 0: a supervisor restarts it at once), then resumes from the database."""
+        delay = self.restart_after_ms if restart_after_ms is None else restart_after_ms
+        self.crashes += 1
+        self.down_until = self.clock.now + delay
+        if self.trace.enabled:
+            self.trace.add(self.clock.now, "down", self.name,
+                           detail=f"relay down until t={self.down_until:g} ms, then restarts"
+                           if delay else "relay restarted at once; resumes from the database")
+
+    @property
+    def up(self) -> bool:
+        return self.clock.now >= self.down_until
+
+    # -- what each relay reads and marks -----------------------------------------------------
+    def _read(self) -> list[tuple]:
+        raise NotImplementedError
+
+    def _mark(self, done: list[int], now: float) -> None:
+        raise NotImplementedError
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete what was published longer than ``retention_ms`` ago (nothing, here)."""
+        self._next_cleanup = (self.clock.now if now is None else now) + self.retention_ms / 10
+        return 0
+
+    def _source(self) -> str:
+        return self.table
+
+    def _mark_detail(self, done: list[int]) -> str:
+        return ""
+
+    def backlog(self) -> int:
+        """Events committed to the outbox and not yet published by this relay."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        state = "up" if self.up else "down"
+        return (f"{type(self).__name__}({self.name!r}, {state}, published={self.published}, "
+                f"backlog={self.backlog()}, crashes={self.crashes})")
+
+
+def _in_list(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class PollingRelay(Relay):
+    """Polls the outbox table for unpublished rows, publishes them, then marks them.
+
+    ``cleanup="retain"`` sets ``published_at`` and deletes rows older than ``retention_ms``
+    (a window to inspect or replay them); ``cleanup="delete"`` deletes published rows at once
+    (the smallest table, and no history).
+    """
+
+    kind = "polling"
+
+    def __init__(self, db: sqlite_utils.Database, broker: Broker, **settings):
+        super().__init__(db, broker, **settings)
+        table = self.table
+        self._select = (f'SELECT seq, {_COLUMNS} FROM "{table}" WHERE published_at IS NULL '
+                        "ORDER BY seq LIMIT ?")
+
+    def _read(self) -> list[tuple]:
+        return self.db.conn.execute(self._select, (self.batch_size,)).fetchall()
+
+    def _mark(self, done: list[int], now: float) -> None:
+        table = self.table
+        with transaction(self.db) as conn:
+            if self.cleanup == "delete":
+                conn.execute(f'DELETE FROM "{table}" WHERE seq IN ({_in_list(len(done))})', done)
+            else:
+                conn.execute(f'UPDATE "{table}" SET published_at = ? '
+                             f"WHERE seq IN ({_in_list(len(done))})", (now, *done))
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete rows published more than ``retention_ms`` ago; returns how many.
+
+        With ``cleanup="retain"`` a poll calls it every tenth of the retention window."""
+        now = self.clock.now if now is None else now
+        self._next_cleanup = now + self.retention_ms / 10
+        with transaction(self.db) as conn:
+            return conn.execute(f'DELETE FROM "{self.table}" WHERE published_at < ?',
+                                (now - self.retention_ms,)).rowcount
+
+    def _mark_detail(self, done: list[int]) -> str:
+        verb = "deleted" if self.cleanup == "delete" else "set published_at on"
+        return f"{verb} seq {done[0]}" + (f"..{done[-1]}" if len(done) > 1 else "")
+
+    def backlog(self) -> int:
+        return self.db.execute(
+            f'SELECT count(*) FROM "{self.table}" WHERE published_at IS NULL').fetchone()[0]
+
+
+class LogTailingRelay(Relay):
+    """Follows the change log of committed outbox inserts from its stored offset (CDC).
+
+    The offset (the last log position published) lives in the ``relay_offsets`` table of the
+    same database and is stored after publishing, so a crash in between publishes the batch
+    again, like a Debezium connector restarting from its last committed source offset.
+    ``cleanup="delete"`` removes the outbox rows and log entries once published (Debezium's
+    advice: the service may even delete outbox rows in the inserting transaction, the log
+    keeps them); ``cleanup="retain"`` keeps both for ``retention_ms``.
+    """
+
+    kind = "log-tailing"
+
+    def __init__(self, db: sqlite_utils.Database, broker: Broker, **settings):
+        super().__init__(db, broker, **settings)
+        enable_change_log(db, self.table)
+        create_offsets(db)
+        self.log = log_table(self.table)
+        self._select = (f'SELECT lsn, {_COLUMNS} FROM "{self.log}" WHERE lsn > ? '
+                        "ORDER BY lsn LIMIT ?")
+
+    @property
+    def offset(self) -> int:
+        """The last change-log position this relay has published (0: none yet)."""
+        row = self.db.conn.execute(
+            f'SELECT position FROM "{OFFSETS_TABLE}" WHERE relay = ?', (self.name,)).fetchone()
+        return row[0] if row else 0
+
+    def _read(self) -> list[tuple]:
+        return self.db.conn.execute(self._select, (self.offset, self.batch_size)).fetchall()
+
+    def _mark(self, done: list[int], now: float) -> None:
+        last = done[-1]
+        with transaction(self.db) as conn:
+            conn.execute(f'INSERT INTO "{OFFSETS_TABLE}" (relay, position) VALUES (?, ?) '
+                         "ON CONFLICT(relay) DO UPDATE SET position = excluded.position",
+                         (self.name, last))
+            if self.cleanup == "delete":
+                conn.execute(f'DELETE FROM "{self.table}" WHERE seq IN '
+                             f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (last,))
+                conn.execute(f'DELETE FROM "{self.log}" WHERE lsn <= ?', (last,))
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete published log entries (and their outbox rows) older than ``retention_ms``."""
+        now = self.clock.now if now is None else now
+        self._next_cleanup = now + self.retention_ms / 10
+        cutoff, upto = now - self.retention_ms, self.offset
+        with transaction(self.db) as conn:
+            conn.execute(f'DELETE FROM "{self.table}" WHERE created_at < ? AND seq IN '
+                         f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (cutoff, upto))
+            return conn.execute(f'DELETE FROM "{self.log}" WHERE lsn <= ? AND created_at < ?',
+                                (upto, cutoff)).rowcount
+
+    def _source(self) -> str:
+        return f"{self.log} after position {self.offset}"
+
+    def _mark_detail(self, done: list[int]) -> str:
+        return f"offset stored: {done[-1]}"
+
+    def backlog(self) -> int:
+        return self.db.conn.execute(f'SELECT count(*) FROM "{self.log}" WHERE lsn > ?',
+                                    (self.offset,)).fetchone()[0]
+
+
+RELAYS = {"polling": PollingRelay, "log-tailing": LogTailingRelay}
+
+
+def make_relay(kind: str, db: sqlite_utils.Database, broker: Broker, **settings) -> Relay:
+    """A relay by name: ``"polling"`` or ``"log-tailing"``."""
+    if kind not in RELAYS:
+        raise ValueError(f"relay kind must be one of {tuple(RELAYS)}, got {kind!r}")
+    return RELAYS[kind](db, broker, **settings)

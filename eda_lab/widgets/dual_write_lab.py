@@ -1,0 +1,129 @@
+"""The dual-write lab: pick the order of the two writes, turn up the faults, count the damage.
+
+Each run sends ``orders`` orders through every variant with the same seeded faults (the broker
+refusing a publish, the service crashing after its commit, the commit failing) and counts, with
+the consistency checker, the **lost** events (zombie records: committed, never published) and
+the **phantom** ones (ghost messages: published, never committed). The chosen variant's counts
+are the table; the chart puts all variants side by side, the outbox among them.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+
+from ..charts import axes
+from ..order_pipeline import PIPELINES, OrderPipeline
+from ..outbox_charts import variant_bars
+from .common import html_table, image_widget, show_figure, styled_button
+
+CSS = "eda-dual-write-lab"
+LAB_VARIANTS = ("db_then_publish", "publish_then_db", "outbox-polling")
+# slider attribute -> (label, fault point)
+FAULTS = {
+    "broker_refuses": ("broker refuses", "broker.unavailable"),
+    "crash_after_commit": ("crash after commit", "order.after_commit"),
+    "commit_fails": ("commit fails", "order.before_commit"),
+}
+MAX_ORDERS = 1_000   # keeps a click well under a second
+
+
+def lab_runs(faults: dict[str, float], orders: int, retries: int = 0, seed: int = 0,
+             variants=LAB_VARIANTS) -> dict[str, OrderPipeline]:
+    """Every variant run with the same faults and seed: variant -> its pipeline, settled."""
+    runs = {}
+    for variant in variants:
+        runs[variant] = OrderPipeline(variant, faults, seed=seed, retries=retries, trace=False)
+        runs[variant].run(orders)
+    return runs
+
+
+def lab_rows(runs: dict[str, OrderPipeline], orders: int) -> list[dict]:
+    """One row of checker counts per variant."""
+    return [{"variant": variant, "orders": orders,
+             "calls that failed": len(pipeline.failed_orders), **pipeline.report().counts()}
+            for variant, pipeline in runs.items()]
+
+
+def counts_html(rows: list[dict], variant: str) -> str:
+    """The chosen variant's counts as a small table."""
+    row = next(r for r in rows if r["variant"] == variant)
+    table = [{"what": label, "count": row[key]} for key, label in (
+        ("orders", "orders placed"), ("calls that failed", "calls that raised or crashed"),
+        ("committed", "orders in the database"), ("lost", "lost: zombie records"),
+        ("phantom", "phantom: ghost messages"), ("duplicate_effects", "duplicate effects"))]
+    bad = {i: "#F8D0D0" for i, r in enumerate(table) if r["what"].startswith(("lost", "phantom"))
+           and r["count"]}
+    return html_table(table, ["what", "count"], caption=PIPELINES[variant], highlight=bad)
+
+
+class DualWriteLab:
+    """The widget; ``.model`` is the pipeline of the chosen variant in the last run and
+    ``.rows`` the counts of every variant."""
+
+    def __init__(self, variant: str = "db_then_publish", *, orders: int = 300, seed: int = 0):
+        if variant not in LAB_VARIANTS:
+            raise ValueError(f"variant must be one of {LAB_VARIANTS}, got {variant!r}")
+        if isinstance(orders, bool) or not isinstance(orders, int) or not 1 <= orders <= MAX_ORDERS:
+            raise ValueError(f"orders must be an integer from 1 to {MAX_ORDERS}, got {orders!r}")
+        self.seed = seed
+        self.variant = widgets.Dropdown(options=[(PIPELINES[v], v) for v in LAB_VARIANTS],
+                                        value=variant, description="ordering")
+        self.sliders = {}
+        for attribute, (label, _) in FAULTS.items():
+            slider = widgets.FloatSlider(value=0.1 if attribute == "broker_refuses" else 0.05,
+                                         min=0.0, max=0.5, step=0.01, description=label,
+                                         continuous_update=False, readout_format=".0%",
+                                         style={"description_width": "initial"})
+            setattr(self, attribute, slider)
+            self.sliders[attribute] = slider
+        self.retries = widgets.IntSlider(value=0, min=0, max=5, description="publish retries",
+                                         continuous_update=False,
+                                         style={"description_width": "initial"})
+        self.orders = widgets.IntSlider(value=orders, min=50, max=MAX_ORDERS, step=50,
+                                        description="orders", continuous_update=False)
+        self.run_button = styled_button("run", f"{CSS}-run", "run the orders again", "primary")
+        controls = {"variant": self.variant, "retries": self.retries, "orders": self.orders,
+                    "run": self.run_button,
+                    **{name.replace("_", "-"): s for name, s in self.sliders.items()}}
+        for name, control in controls.items():
+            control.add_class("eda-control")
+            control.add_class(f"{CSS}-{name}")
+        self.counts = widgets.HTML()
+        self.counts.add_class("eda-view")
+        self.counts.add_class(f"{CSS}-counts")
+        self.chart = image_widget(f"{CSS}-chart")
+        self.chart.add_class("eda-view")
+        self.root = widgets.VBox([
+            widgets.HBox([self.variant, self.orders, self.retries]),
+            widgets.HBox(list(self.sliders.values())),
+            self.run_button,
+            widgets.HBox([self.counts, self.chart]),
+        ])
+        self.root.add_class(CSS)
+        self.model: OrderPipeline | None = None
+        self.rows: list[dict] = []
+        for control in (self.variant, self.retries, self.orders, *self.sliders.values()):
+            control.observe(lambda _: self.run(), names="value")
+        self.run_button.on_click(lambda _: self.run())
+        self.run()
+
+    def faults(self) -> dict[str, float]:
+        """The fault plan the sliders describe: each point fires with its probability."""
+        return {FAULTS[name][1]: float(s.value) for name, s in self.sliders.items() if s.value}
+
+    def run(self) -> list[dict]:
+        """Run every variant with the current settings and redraw."""
+        runs = lab_runs(self.faults(), self.orders.value, self.retries.value, self.seed)
+        self.rows = lab_rows(runs, self.orders.value)
+        variant = self.variant.value
+        self.model = runs[variant]
+        self.counts.value = counts_html(self.rows, variant)
+        ax = variant_bars(self.rows, axes(figsize=(5.5, 3.0)),
+                          title=f"{self.orders.value} orders, same faults")
+        show_figure(self.chart, ax.figure)
+        plt.close(ax.figure)
+        return self.rows
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.root._repr_mimebundle_(**kwargs)
