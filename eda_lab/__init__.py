@@ -36,6 +36,16 @@ from .sync_chain import (
     load_services,
 )
 
+# isort: split
+# -- dual write and the transactional outbox (notebooks 03, 04) --
+from .checks import ConsistencyReport, check_consistency
+from .order_consumer import OrderConsumer
+from .order_pipeline import PIPELINES, OrderPipeline, try_every_crash_point
+from .order_service import OrderService
+from .outbox import create_outbox, enable_change_log, write_event
+from .polling_gap import random_schedule, run_schedule, serialise, skip_rates
+from .relay import LogTailingRelay, PollingRelay, make_relay
+
 __all__ = [
     "Broker", "BrokerError", "BrokerUnavailable", "Clock", "CommitFailed", "Consumer",
     "ConsumerGroup", "ConsumerWorker", "Crash", "Delivery", "FaultPlan", "Message", "Outage",
@@ -45,21 +55,9 @@ __all__ = [
     # -- synchronous failure (notebook 01) --
     "EventDrivenTwin", "ServiceProfile", "SyncChain", "SyncRun", "TwinRun",
     "chain_availability", "chain_latency_ms", "load_services",
-]
-
-# -- dual write and the transactional outbox (notebooks 03, 04) --------------------------------
-from .checks import ConsistencyReport, check_consistency  # noqa: E402
-from .order_consumer import OrderConsumer  # noqa: E402
-from .order_pipeline import PIPELINES, OrderPipeline, try_every_crash_point  # noqa: E402
-from .order_service import OrderService  # noqa: E402
-from .outbox import create_outbox, enable_change_log, write_event  # noqa: E402
-from .polling_gap import random_schedule, run_schedule, serialise, skip_rates  # noqa: E402
-from .relay import LogTailingRelay, PollingRelay, make_relay  # noqa: E402
-
-__all__ += [
+    # -- dual write and the transactional outbox (notebooks 03, 04) --
     "ConsistencyReport", "LogTailingRelay", "OrderConsumer", "OrderPipeline", "OrderService",
     "PIPELINES", "PollingRelay", "check_consistency", "create_outbox", "enable_change_log",
     "make_relay", "random_schedule", "run_schedule", "serialise", "skip_rates",
     "try_every_crash_point", "write_event",
 ]
-# -- end of dual write and the transactional outbox --------------------------------------------
