@@ -23,6 +23,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +71,24 @@ def displays_widget(notebook: Path) -> bool:
     cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
     return any(WIDGET_MIME in output.get("data", {})
                for cell in cells for output in cell.get("outputs", []))
+
+
+def write_widget_notebook(path: Path, source: str) -> Path:
+    """A notebook of one cell, ``source``, ending in a widget; stored with a widget output (as
+    an executed course notebook is), so :func:`displays_widget` picks it."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    widget_output = new_output("display_data", data={
+        "text/plain": "Widget()",
+        WIDGET_MIME: {"model_id": "", "version_major": 2, "version_minor": 0}})
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = new_notebook(metadata={"kernelspec": kernelspec}, cells=[
+        new_code_cell(source, outputs=[widget_output], metadata={"tags": ["nbval-ignore-output"]}),
+    ])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
 
 
 def missing_browser() -> str | None:
@@ -234,6 +254,34 @@ def launch_chromium(playwright, user_data_dir: Path):
         args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000})
 
 
+@contextmanager
+def browser_session(root: Path, home: Path, artifacts: Path) -> Iterator[LabPage]:
+    """JupyterLab serving ``root`` and chromium showing it, both stopped on exit.
+
+    ``home`` holds the server's dirs, its log and the browser profile; screenshots go to
+    ``artifacts``. One session serves many notebooks: starting both costs a few seconds.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    lab = JupyterLab(root, home)
+    playwright = context = None
+    try:
+        lab.start()
+        playwright = sync_playwright().start()
+        expect.set_options(timeout=UI_TIMEOUT_MS)
+        context = launch_chromium(playwright, home / "chromium-profile")
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        page = LabPage(context.pages[0] if context.pages else context.new_page(), lab, artifacts)
+        page.open_lab()
+        yield page
+    finally:
+        if context is not None:
+            context.close()
+        if playwright is not None:
+            playwright.stop()
+        lab.stop()
+
+
 # --- driving one notebook in the page ----------------------------------------------------------
 
 _OPEN_NOTEBOOK = """async (path) => {
@@ -375,7 +423,7 @@ class LabPage:
     def open_lab(self) -> None:
         self.page.goto(self.lab.lab_url(), timeout=UI_TIMEOUT_MS)
         self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=UI_TIMEOUT_MS)
-        self._call("() => window.jupyterapp.restored", what="JupyterLab starting up")
+        self.call("() => window.jupyterapp.restored", what="JupyterLab starting up")
         if not self.page.evaluate("(id) => window.jupyterapp.hasPlugin(id)", WIDGET_MANAGER_PLUGIN):
             raise AssertionError(f"JupyterLab runs without the widget renderer "
                                  f"{WIDGET_MANAGER_PLUGIN}: widgets cannot render")
@@ -383,18 +431,26 @@ class LabPage:
     def check(self, path: str) -> NotebookReport:
         """Open ``path`` (relative to the server root), run all, check widgets, use controls."""
         report = NotebookReport(Path(path).stem)
-        self.panel = "#" + self._call(_OPEN_NOTEBOOK, path, what=f"opening {path}")
+        self.open_notebook(path)
         try:
-            self._run_all(report)
+            report.problems.extend(self.run_all())
             if not report.problems:
                 self._check_rendered(report)
             if not report.problems:
                 self._use_controls(report)
         finally:
-            self._call(_CLOSE_NOTEBOOK, what=f"closing {path}")
+            self.close_notebook()
         return report
 
-    def _call(self, script: str, arg=None, timeout_ms: int = UI_TIMEOUT_MS, what: str = ""):
+    def open_notebook(self, path: str) -> None:
+        """Open ``path`` in a tab with a started kernel; ``window.__eda`` follows its kernel."""
+        self.panel = "#" + self.call(_OPEN_NOTEBOOK, path, what=f"opening {path}")
+
+    def close_notebook(self) -> None:
+        """Shut the open notebook's kernel down and close its tab without saving."""
+        self.call(_CLOSE_NOTEBOOK, what="closing the notebook")
+
+    def call(self, script: str, arg=None, timeout_ms: int = UI_TIMEOUT_MS, what: str = ""):
         """Run the async JS function ``script(arg)`` in the page, waiting at most ``timeout_ms``.
 
         ``page.evaluate`` alone would wait forever on a promise that never settles (a kernel
@@ -417,22 +473,25 @@ class LabPage:
             raise AssertionError(f"{what} failed in the page: {job['error']}")
         return job["value"]
 
-    def _run_all(self, report: NotebookReport) -> None:
+    def run_all(self) -> list[str]:
+        """Run every cell of the open notebook and wait until the kernel is done; the problems."""
+        problems = []
         started = time.monotonic()
-        self._call("() => window.jupyterapp.commands.execute('notebook:run-all-cells')",
+        self.call("() => window.jupyterapp.commands.execute('notebook:run-all-cells')",
                    timeout_ms=RUN_ALL_TIMEOUT_MS, what="running all cells")
         left_ms = max(1, RUN_ALL_TIMEOUT_MS - int((time.monotonic() - started) * 1000))
         try:
             self.page.wait_for_function(_ALL_RAN, timeout=left_ms)
             self._settle()
         except PlaywrightTimeout:
-            report.problems.append(f"the notebook did not finish within {RUN_ALL_TIMEOUT_MS} ms")
+            problems.append(f"the notebook did not finish within {RUN_ALL_TIMEOUT_MS} ms")
         cells = [c for c in self.page.evaluate(_CELLS) if "raises-exception" not in c["tags"]]
         for cell in cells:
-            report.problems.extend(f"cell {cell['index']} raised {e}" for e in cell["errors"])
-        if not report.problems:
-            report.problems.extend(f"cell {cell['index']} did not run"
-                                   for cell in cells if cell["count"] is None)
+            problems.extend(f"cell {cell['index']} raised {e}" for e in cell["errors"])
+        if not problems:
+            problems.extend(f"cell {cell['index']} did not run"
+                            for cell in cells if cell["count"] is None)
+        return problems
 
     def _settle(self) -> None:
         self.page.wait_for_function(_SETTLED, timeout=KERNEL_REPLY_TIMEOUT_MS, polling=100)

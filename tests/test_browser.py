@@ -19,15 +19,13 @@ import nbformat
 import pytest
 from browser_support import (
     REQUIRE_BROWSER_ENV,
-    UI_TIMEOUT_MS,
-    JupyterLab,
-    LabPage,
+    browser_session,
     displays_widget,
-    launch_chromium,
     require_browser,
     widget_renderer_problem,
+    write_widget_notebook,
 )
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
@@ -43,8 +41,6 @@ def _notebook_params():
 
 
 # --- fixture notebooks: the harness is developed and proved against these ----------------------
-
-_KERNELSPEC = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
 # Every kind of control a course widget may use, following CONTRIBUTING.md: a root eda-fixture,
 # controls eda-control + eda-fixture-<control>, views eda-view (an HTML table and a PNG chart).
@@ -132,17 +128,8 @@ FIXTURE_UNMARKED_WIDGET = "import ipywidgets as w\nw.Button(description='no eda 
 
 
 def write_fixture(folder: Path, name: str, source: str) -> str:
-    """A one-widget notebook with a stored widget output, as the course notebooks have."""
-    widget_output = new_output("display_data", data={
-        "text/plain": "HBox()",
-        "application/vnd.jupyter.widget-view+json": {"model_id": "", "version_major": 2,
-                                                     "version_minor": 0}})
-    notebook = new_notebook(metadata=_KERNELSPEC, cells=[
-        new_markdown_cell(f"# Browser fixture: {name}"),
-        new_code_cell(source, outputs=[widget_output], metadata={"tags": ["nbval-ignore-output"]}),
-    ])
-    folder.mkdir(exist_ok=True)
-    nbformat.write(notebook, folder / f"{name}.ipynb")
+    """Write fixture ``name`` into ``folder``; its path relative to the server root."""
+    write_widget_notebook(folder / f"{name}.ipynb", source)
     return f"{folder.name}/{name}.ipynb"
 
 
@@ -154,8 +141,6 @@ def lab_page(tmp_path_factory):
     problem = widget_renderer_problem()
     assert problem is None, problem
 
-    from playwright.sync_api import expect, sync_playwright
-
     home = tmp_path_factory.mktemp("browser")
     root = home / "root"
     for folder in ("notebooks", "data"):
@@ -166,23 +151,8 @@ def lab_page(tmp_path_factory):
     for old in ARTIFACTS.glob("*.png"):
         old.unlink()
 
-    lab = JupyterLab(root, home)
-    playwright = context = None
-    try:
-        lab.start()
-        playwright = sync_playwright().start()
-        expect.set_options(timeout=UI_TIMEOUT_MS)
-        context = launch_chromium(playwright, home / "chromium-profile")
-        context.set_default_timeout(UI_TIMEOUT_MS)
-        page = LabPage(context.pages[0] if context.pages else context.new_page(), lab, ARTIFACTS)
-        page.open_lab()
+    with browser_session(root, home, ARTIFACTS) as page:  # stopped by pid when the module ends
         yield page
-    finally:
-        if context is not None:
-            context.close()
-        if playwright is not None:
-            playwright.stop()
-        lab.stop()
 
 
 def _explain(report, lab_page) -> str:
@@ -241,7 +211,7 @@ def test_a_control_that_redraws_no_view_is_reported_by_name(lab_page):
 
 @pytest.mark.browser
 @pytest.mark.parametrize(("source", "problem"), [
-    (FIXTURE_FAILING_CELL, "cell 1 raised ZeroDivisionError: division by zero"),
+    (FIXTURE_FAILING_CELL, "cell 0 raised ZeroDivisionError: division by zero"),
     (FIXTURE_UNMARKED_WIDGET, "no rendered widget has an eda-* class"),
 ], ids=["failing-cell", "unmarked-widget"])
 def test_a_notebook_that_fails_or_shows_no_eda_widget_is_reported(lab_page, source, problem):
