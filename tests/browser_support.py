@@ -344,9 +344,12 @@ _WIDGET_OUTPUTS = """(mime) => {
   return out;
 }"""
 
+# [name, two_state] of each control: its eda-<name>-<control> class ('' when it has none) and
+# whether it is a ToggleButton or a Checkbox.
 _CONTROLS = """() => Array.from(window.__eda.panel.node.querySelectorAll('.eda-control')).map(e => {
   const names = Array.from(e.classList).filter(c => c.startsWith('eda-') && c !== 'eda-control');
-  return names[0] || '';
+  return [names[0] || '', e.classList.contains('widget-toggle-button')
+                          || e.classList.contains('widget-checkbox')];
 })"""
 
 _VIEWS = """() => Array.from(window.__eda.panel.node.querySelectorAll('.eda-view'))
@@ -390,6 +393,18 @@ _CLOSE_NOTEBOOK = """async () => {
   await panel.sessionContext.shutdown();
   panel.dispose();
 }"""
+
+
+@dataclass(eq=False)
+class Control:
+    """An ``eda-control`` on the page: found by ``selector`` and ``rank`` among its matches."""
+
+    name: str
+    selector: str
+    rank: int
+    two_state: bool  # a ToggleButton or a Checkbox: using it twice brings it back
+    outcome: ControlOutcome | None = None  # of the last use that changed nothing
+    tried_after: int = 0  # how many uses had worked when that happened
 
 
 @dataclass
@@ -520,32 +535,76 @@ class LabPage:
                              f"[data-eda-widget='{n}']")
 
     def _use_controls(self, report: NotebookReport) -> None:
-        """Use every ``eda-control`` and require that some ``eda-view`` changed.
+        """Use every ``eda-control``; each use must change some ``eda-view``.
 
-        A control that changed nothing (a Reset at the initial state, a button disabled until
-        something happened) gets a second chance after all the others were used.
+        A control that changed nothing gets more chances, each only after the state moved on:
+        once all the others were used (a Reset at the start, an Undo disabled until something
+        happened), then after each toggle that worked is flipped again (an outage target that
+        only acts while the outage toggle is on).
         """
-        names = self.page.evaluate(_CONTROLS)
-        pending = [(name or "eda-control", index) for index, name in enumerate(names)]
-        for last_pass in (False, True):
-            retry = []
-            for name, index in pending:
-                outcome = self._use_control(name, index)
-                if outcome.problem:
-                    retry.append((name, index))
-                    if last_pass:
-                        report.controls.append(outcome)
-                        report.problems.append(f"{name}: {outcome.action}: {outcome.problem}")
-                else:
-                    report.controls.append(outcome)
-                    self._screenshot(report, f"{len(report.controls):02d}-{name}",
-                                     f".jp-OutputArea-output:has(.{name})")
-            pending = retry
-            if not pending:
-                break
+        controls = self._find_controls()
+        pending = [c for c in controls if not self._changed_view(report, c)]
+        pending = [c for c in pending if not self._changed_view(report, c)]
+        toggles = [c for c in controls if c.two_state and c not in pending]
+        failed = []
+        for control in pending:
+            worked = self._changed_view(report, control)
+            for toggle in toggles:
+                if worked:
+                    break
+                self._changed_view(report, toggle)
+                worked = self._changed_view(report, control)
+            if not worked:
+                failed.append(control.outcome)
+        report.controls.extend(failed)
+        report.problems.extend(f"{o.name}: {o.action}: {o.problem}" for o in failed)
 
-    def _use_control(self, name: str, index: int) -> ControlOutcome:
-        control = self.page.locator(f"{self.panel} .eda-control").nth(index)
+    def _find_controls(self) -> list[Control]:
+        # A control is found by its own class and its rank among controls of that class, so a
+        # widget that rebuilds its controls on a click does not shift the others.
+        controls, seen = [], {}
+        for index, (name, two_state) in enumerate(self.page.evaluate(_CONTROLS)):
+            if not name:  # no eda-<name>-<control> class: only its rank among all controls
+                controls.append(Control("eda-control", ".eda-control", index, two_state))
+                continue
+            controls.append(Control(name, f".eda-control.{name}", seen.get(name, 0), two_state))
+            seen[name] = seen.get(name, 0) + 1
+        return controls
+
+    def _changed_view(self, report: NotebookReport, control: Control) -> bool:
+        """Use ``control``; True when some view changed (the use is added to ``report``).
+
+        A control that changed nothing is not tried again until another control worked:
+        that would only repeat the same state.
+        """
+        if control.outcome is not None and control.tried_after == len(report.controls):
+            return False
+        locator = self.page.locator(f"{self.panel} {control.selector}").nth(control.rank)
+        outcome = self._use_control(control.name, locator)
+        if outcome.problem:
+            control.outcome, control.tried_after = outcome, len(report.controls)
+            if control.two_state and outcome.action in ("clicked", "toggled"):
+                self._put_back(locator)
+            return False
+        control.outcome = None
+        report.controls.append(outcome)
+        self._screenshot(report, f"{len(report.controls):02d}-{control.name}",
+                         f".jp-OutputArea-output:has(.{control.name})")
+        return True
+
+    def _put_back(self, toggle) -> None:
+        """Flip back a toggle that changed no view, so that an invisible switch (a fault armed
+        for the next step) does not change what the controls after it do."""
+        replies_before = self.page.evaluate("() => window.__eda.replies")
+        act_on(toggle)
+        try:
+            self.page.wait_for_function(f"() => window.__eda.replies > {replies_before}",
+                                        timeout=KERNEL_REPLY_TIMEOUT_MS)
+            self._settle()
+        except PlaywrightTimeout:
+            pass  # the toggle's own use already reported that the kernel did not answer
+
+    def _use_control(self, name: str, control) -> ControlOutcome:
         outcome = ControlOutcome(name)
         if control.evaluate(_DISABLED):
             outcome.action, outcome.problem = "left alone", "disabled"

@@ -45,7 +45,8 @@ def _notebook_params():
 # Every kind of control a course widget may use, following CONTRIBUTING.md: a root eda-fixture,
 # controls eda-control + eda-fixture-<control>, views eda-view (an HTML table and a PNG chart).
 # "Undo" (disabled until something changed) and "Reset" (nothing to reset yet) come first:
-# both can only be used on the harness's second pass.
+# both can only be used on the harness's second pass. "where" acts only while "crash" is on,
+# and the harness's first click turns crash off: it needs crash flipped back on.
 FIXTURE_WIDGETS = '''\
 import ipywidgets as w
 import matplotlib.pyplot as plt
@@ -59,7 +60,8 @@ def control(widget, name):
 reset = control(styled_button("Reset", "eda-fixture-reset"), "reset")
 undo = control(w.Button(description="Undo", disabled=True), "undo")
 step = control(w.Button(description="Step"), "step")
-crash = control(w.ToggleButton(description="Crash relay"), "crash")
+crash = control(w.ToggleButton(description="Crash relay", value=True), "crash")
+where = control(w.Dropdown(options=["after publish", "before commit"]), "where")
 relay = control(w.ToggleButtons(options=["polling", "log-tailing"]), "relay")
 orders = control(w.Dropdown(options=[("10 orders", 10), ("100 orders", 100)]), "orders")
 rate = control(w.IntSlider(min=0, max=10, value=10, description="fail %"), "rate")
@@ -74,7 +76,7 @@ history = []
 
 def redraw():
     rows = [{"control": c.description or type(c).__name__, "value": c.value}
-            for c in (crash, relay, orders, rate, delay, inbox, group, seed)]
+            for c in (crash, where, relay, orders, rate, delay, inbox, group, seed)]
     table.value = html_table(rows, caption=f"{len(history)} change(s)")
     undo.disabled = not history
     fig, ax = plt.subplots(figsize=(3, 1.5))
@@ -83,6 +85,8 @@ def redraw():
     show_figure(chart, fig)
 
 def changed(change):
+    if change["owner"] is where and not crash.value:
+        return  # where the relay crashes matters only while it crashes
     history.append(change["name"])
     redraw()
 
@@ -96,28 +100,36 @@ def on_undo(_):
 
 reset.on_click(on_reset)
 undo.on_click(on_undo)
-step.on_click(lambda _: changed({"name": "step"}))
-for c in (crash, relay, orders, rate, delay, inbox, group, seed):
+step.on_click(lambda _: changed({"name": "step", "owner": step}))
+for c in (crash, where, relay, orders, rate, delay, inbox, group, seed):
     c.observe(changed, "value")
 redraw()
-root = w.VBox([w.HBox([undo, reset, step, crash, relay]), w.HBox([orders, rate, delay]),
+root = w.VBox([w.HBox([undo, reset, step, crash, where, relay]), w.HBox([orders, rate, delay]),
                w.HBox([inbox, group, seed]), w.HBox([table, chart])])
 root.add_class("eda-fixture")
 root
 '''
 
-# A live button and a dead one (it reaches the kernel, which redraws nothing).
+# Two controls that change no view: a dead button (it reaches the kernel, which redraws
+# nothing) and a "jam" toggle that shows nothing but, left on, would make "live" dead too.
 FIXTURE_DEAD_CONTROL = '''\
 import ipywidgets as w
 view = w.HTML("clicks: 0")
 view.add_class("eda-view")
+jam = w.ToggleButton(description="Jam")
 live, dead = w.Button(description="Live"), w.Button(description="Dead")
-for button, name in ((live, "live"), (dead, "dead")):
-    button.add_class("eda-control")
-    button.add_class(f"eda-fixture-{name}")
+for control, name in ((jam, "jam"), (live, "live"), (dead, "dead")):
+    control.add_class("eda-control")
+    control.add_class(f"eda-fixture-{name}")
 clicks = []
-live.on_click(lambda _: (clicks.append(1), setattr(view, "value", f"clicks: {len(clicks)}")))
-root = w.HBox([live, dead, view])
+
+def on_live(_):
+    if not jam.value:
+        clicks.append(1)
+        view.value = f"clicks: {len(clicks)}"
+
+live.on_click(on_live)
+root = w.HBox([jam, live, dead, view])
 root.add_class("eda-fixture")
 root
 '''
@@ -191,22 +203,27 @@ def test_fixture_widget_renders_and_every_control_redraws_a_view(lab_page):
     assert not report.problems, _explain(report, lab_page)
     used = {outcome.name for outcome in report.controls}
     assert used == {f"eda-fixture-{name}" for name in (
-        "reset", "undo", "step", "crash", "relay", "orders", "rate", "delay", "inbox", "group",
-        "seed")}
-    # Undo (disabled) and Reset (nothing to reset yet) only worked after the others: last.
-    assert [o.name for o in report.controls][-2:] == ["eda-fixture-undo", "eda-fixture-reset"]
-    assert len(report.screenshots) == 1 + len(used)
+        "reset", "undo", "step", "crash", "where", "relay", "orders", "rate", "delay", "inbox",
+        "group", "seed")}
+    # Undo (disabled) and Reset (nothing to reset yet) worked once the others were used;
+    # "where" once "crash" was turned back on.
+    assert [o.name for o in report.controls][-4:] == [
+        "eda-fixture-undo", "eda-fixture-reset", "eda-fixture-crash", "eda-fixture-where"]
+    assert len(report.screenshots) == 1 + len(report.controls)
     for shot in report.screenshots:
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
 
 
 @pytest.mark.browser
 def test_a_control_that_redraws_no_view_is_reported_by_name(lab_page):
+    """The jam toggle is flipped back after changing nothing, so "live" still works."""
     path = write_fixture(lab_page.lab.root / FIXTURES, "fixture_dead_control",
                          FIXTURE_DEAD_CONTROL)
     report = lab_page.check(path)
-    assert report.problems == ["eda-fixture-dead: clicked: no eda-view changed"]
-    assert [o.name for o in report.controls] == ["eda-fixture-live", "eda-fixture-dead"]
+    assert report.problems == ["eda-fixture-jam: clicked: no eda-view changed",
+                               "eda-fixture-dead: clicked: no eda-view changed"]
+    assert [o.name for o in report.controls] == [
+        "eda-fixture-live", "eda-fixture-jam", "eda-fixture-dead"]
 
 
 @pytest.mark.browser
