@@ -45,7 +45,7 @@ SERVER_START_S = 60
 UI_TIMEOUT_MS = 30_000  # page load, opening a notebook, widgets leaving "Loading widget..."
 RUN_ALL_TIMEOUT_MS = 90_000  # a notebook runs top to bottom in < 15 s; leave room for a slow CI
 KERNEL_REPLY_TIMEOUT_MS = 15_000  # a click reaches the kernel and the kernel goes idle again
-VIEW_CHANGE_TIMEOUT_MS = 1_500  # the kernel answered: its updates already reached the page
+VIEW_CHANGE_TIMEOUT_MS = 1_000  # the kernel answered: its updates already reached the page
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-breakpad",
@@ -248,10 +248,14 @@ def _child_pids(parent: int) -> list[int]:
 
 
 def launch_chromium(playwright, user_data_dir: Path):
-    """Debian's chromium with a fresh profile in ``user_data_dir`` (never a downloaded browser)."""
+    """Debian's chromium with a fresh profile in ``user_data_dir`` (never a downloaded browser).
+
+    The window is tall so that a whole widget (controls, chart, tables) fits on screen: an
+    element screenshot taller than the notebook area would show the status bar over it.
+    """
     return playwright.chromium.launch_persistent_context(
         str(user_data_dir), executable_path=shutil.which("chromium"), headless=True,
-        args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000})
+        args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1600})
 
 
 @contextmanager
@@ -414,6 +418,7 @@ class ControlOutcome:
     name: str
     action: str = ""
     problem: str = ""  # empty when a view changed
+    redraw_ms: float | None = None  # from the action to the changed view, as the harness saw it
 
 
 @dataclass
@@ -424,6 +429,16 @@ class NotebookReport:
     screenshots: list[Path] = field(default_factory=list)
     controls: list[ControlOutcome] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    def write_json(self, path: Path) -> None:
+        """Save the report beside the screenshots: which control did what, how fast, and
+        which screenshot shows it (the course's list of widgets and their pictures)."""
+        path.write_text(json.dumps({
+            "notebook": self.notebook, "problems": self.problems,
+            "screenshots": [shot.name for shot in self.screenshots],
+            "controls": [{"control": c.name, "action": c.action, "problem": c.problem,
+                          "redraw_ms": c.redraw_ms} for c in self.controls],
+        }, indent=1))
 
 
 class LabPage:
@@ -455,6 +470,7 @@ class LabPage:
                 self._use_controls(report)
         finally:
             self.close_notebook()
+            report.write_json(self.artifacts / f"{report.notebook}.json")
         return report
 
     def open_notebook(self, path: str) -> None:
@@ -612,6 +628,7 @@ class LabPage:
         self.page.evaluate(f"() => {{ window.__eda.before = ({_VIEWS})(); }}")
         replies_before = self.page.evaluate("() => window.__eda.replies")
         self.page.evaluate("() => { window.__eda.problems = []; }")
+        started = time.perf_counter()
         try:
             outcome.action = act_on(control)
         except UnsupportedControl as error:
@@ -626,6 +643,7 @@ class LabPage:
             return outcome
         try:
             self.page.wait_for_function(_VIEWS_CHANGED, timeout=VIEW_CHANGE_TIMEOUT_MS)
+            outcome.redraw_ms = round((time.perf_counter() - started) * 1000, 1)
         except PlaywrightTimeout:
             kernel_said = " | ".join(self.page.evaluate("() => window.__eda.problems"))[-500:]
             outcome.problem = "no eda-view changed" + (f"; the kernel said: {kernel_said}"

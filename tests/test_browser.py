@@ -11,6 +11,7 @@ Without chromium or playwright the module skips and says why, unless
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def lab_page(tmp_path_factory):
             shutil.copytree(ROOT / folder, root / folder)
     root.mkdir(exist_ok=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
+    for old in [*ARTIFACTS.glob("*.png"), *ARTIFACTS.glob("*.json")]:
         old.unlink()
 
     with browser_session(root, home, ARTIFACTS) as page:  # stopped by pid when the module ends
@@ -212,6 +213,9 @@ def test_fixture_widget_renders_and_every_control_redraws_a_view(lab_page):
     assert len(report.screenshots) == 1 + len(report.controls)
     for shot in report.screenshots:
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
+    saved = json.loads((ARTIFACTS / "fixture_widgets.json").read_text())
+    assert [c["control"] for c in saved["controls"]] == [o.name for o in report.controls]
+    assert all(c["redraw_ms"] > 0 for c in saved["controls"])
 
 
 @pytest.mark.browser
