@@ -375,8 +375,10 @@ _ALL_RAN = """() => {
     if (cell.type !== 'code') continue;
     if (cell.executionCount === null) all = false;
     const tags = cell.getMetadata('tags') || [];
-    if (!tags.includes('raises-exception')
-        && cell.outputs.toJSON().some(o => o.output_type === 'error')) return true;
+    if (tags.includes('raises-exception')) continue;
+    for (let j = 0; j < cell.outputs.length; j++) {
+      if (cell.outputs.get(j).type === 'error') return true;
+    }
   }
   return all;
 }"""
@@ -512,7 +514,7 @@ class LabPage:
                    timeout_ms=RUN_ALL_TIMEOUT_MS, what="running all cells")
         left_ms = max(1, RUN_ALL_TIMEOUT_MS - int((time.monotonic() - started) * 1000))
         try:
-            self.page.wait_for_function(_ALL_RAN, timeout=left_ms)
+            self.page.wait_for_function(_ALL_RAN, timeout=left_ms, polling=200)
             self._settle()
         except PlaywrightTimeout:
             problems.append(f"the notebook did not finish within {RUN_ALL_TIMEOUT_MS} ms")
@@ -531,7 +533,7 @@ class LabPage:
         try:
             self.page.wait_for_function(
                 f"() => ({_WIDGET_OUTPUTS})({json.dumps(WIDGET_MIME)})"
-                ".every(o => o.status !== 'loading')", timeout=UI_TIMEOUT_MS)
+                ".every(o => o.status !== 'loading')", timeout=UI_TIMEOUT_MS, polling=100)
         except PlaywrightTimeout:
             pass  # the widgets still loading are reported below, by cell
         outputs = self.page.evaluate(_WIDGET_OUTPUTS, WIDGET_MIME)
