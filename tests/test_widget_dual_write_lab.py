@@ -67,6 +67,9 @@ def test_the_same_settings_give_the_same_counts():
     first, second = DualWriteLab(orders=150), DualWriteLab(orders=150)
     assert first.rows == second.rows
     first.run_button.click()
+    second.run_button.click()
+    assert first.rows == second.rows  # "run again" moves both to the next seed
+    first.orders.value = second.orders.value = 200
     assert first.rows == second.rows
 
 
@@ -75,3 +78,11 @@ def test_bad_arguments_are_refused():
         DualWriteLab("outbox-log-tailing")
     with pytest.raises(ValueError, match="orders"):
         DualWriteLab(orders=10**6)
+
+
+def test_run_again_draws_a_new_sample_at_the_same_rates():
+    lab = DualWriteLab(orders=100)
+    first_counts, first_chart = lab.counts.value, bytes(lab.chart.value)
+    lab.run_button.click()
+    assert lab.seed == 1
+    assert lab.counts.value != first_counts and bytes(lab.chart.value) != first_chart

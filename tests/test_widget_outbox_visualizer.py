@@ -150,3 +150,16 @@ def test_diagram_renderer_is_general_and_checks_its_input():
         render_diagram([Node("a", "A", 0, 0), Node("a", "B", 1, 1)])
     with pytest.raises(TypeError, match="Node"):
         render_diagram(["a"])
+
+
+def test_an_armed_failure_shows_on_its_box_before_it_fires():
+    """A toggle changes the view at once: the diagram marks the box the failure will hit."""
+    viz = OutboxVisualizer()
+    before = viz.diagram.value
+    viz.relay_crash.value = True
+    assert viz.diagram.value != before
+    assert "⚡ relay crash after publish" in viz.diagram.value
+    viz.broker_down.value = True
+    assert "⚡ broker down" in viz.diagram.value
+    viz.relay_crash.value = False
+    assert "relay crash after publish" not in viz.diagram.value

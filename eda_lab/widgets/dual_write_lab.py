@@ -82,7 +82,9 @@ class DualWriteLab:
                                          style={"description_width": "initial"})
         self.orders = widgets.IntSlider(value=orders, min=50, max=MAX_ORDERS, step=50,
                                         description="orders", continuous_update=False)
-        self.run_button = styled_button("run", f"{CSS}-run", "run the orders again", "primary")
+        self.run_button = styled_button("run again", f"{CSS}-run",
+                                        "run the orders again with the next seed: new random "
+                                        "faults at the same rates", "primary")
         controls = {"variant": self.variant, "retries": self.retries, "orders": self.orders,
                     "run": self.run_button,
                     **{name.replace("_", "-"): s for name, s in self.sliders.items()}}
@@ -105,8 +107,13 @@ class DualWriteLab:
         self.rows: list[dict] = []
         for control in (self.variant, self.retries, self.orders, *self.sliders.values()):
             control.observe(lambda _: self.run(), names="value")
-        self.run_button.on_click(lambda _: self.run())
+        self.run_button.on_click(lambda _: self.run_again())
         self.run()
+
+    def run_again(self) -> list[dict]:
+        """Draw a new sample: the same fault rates, the next seed."""
+        self.seed += 1
+        return self.run()
 
     def faults(self) -> dict[str, float]:
         """The fault plan the sliders describe: each point fires with its probability."""
@@ -118,9 +125,9 @@ class DualWriteLab:
         self.rows = lab_rows(runs, self.orders.value)
         variant = self.variant.value
         self.model = runs[variant]
-        self.counts.value = counts_html(self.rows, variant)
+        self.counts.value = counts_html(self.rows, variant) + f"<p>seed {self.seed}</p>"
         ax = variant_bars(self.rows, axes(figsize=(5.5, 3.0)),
-                          title=f"{self.orders.value} orders, same faults")
+                          title=f"{self.orders.value} orders, same faults (seed {self.seed})")
         show_figure(self.chart, ax.figure)
         plt.close(ax.figure)
         return self.rows

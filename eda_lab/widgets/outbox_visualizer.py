@@ -15,6 +15,8 @@ widget, click, and read the HTML it produced.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
+from dataclasses import replace
 
 import ipywidgets as widgets
 
@@ -33,6 +35,9 @@ FAILURES = {
     "relay_crash": ("relay crash after publish", "relay.after_publish"),
     "consumer_crash": ("consumer crash before ack", "consumer.before_commit"),
 }
+# Which box an armed failure belongs to, so the diagram shows it before it fires.
+ARMED_AT = {"broker_down": "broker", "crash_after_commit": "service", "relay_crash": "relay",
+            "consumer_crash": "consumer"}
 RUN_STEPS = 60        # the most steps one click of "run" takes (a click stays fast)
 LOG_LINES = 12
 TABLE_ROWS = 6
@@ -101,9 +106,16 @@ def active_parts(step: StepResult | None) -> tuple[set[str], set[str]]:
     return active, crashed
 
 
-def diagram_html(model: OrderPipeline, step: StepResult | None = None) -> str:
-    """The architecture of the model's variant with the parts of ``step`` highlighted."""
+def diagram_html(model: OrderPipeline, step: StepResult | None = None,
+                 armed: Iterable[str] = ()) -> str:
+    """The architecture of the model's variant with the parts of ``step`` highlighted.
+
+    ``armed`` names the failures (keys of :data:`FAILURES`) toggled on: their boxes carry a
+    bolt and the failure's name, so a learner sees the trap before stepping into it.
+    """
     nodes, edges = architecture(model.variant)
+    marks = {ARMED_AT[name]: FAILURES[name][0] for name in armed}
+    nodes = [replace(n, detail=f"⚡ {marks[n.id]}") if n.id in marks else n for n in nodes]
     active, crashed = active_parts(step)
     title = PIPELINES[model.variant] + (f"  |  {step.summary}" if step else "")
     return render_diagram(nodes, edges, active, crashed, width=720, height=180, title=title)
@@ -275,7 +287,8 @@ class OutboxVisualizer:
     # -- views ---------------------------------------------------------------------------------
     def redraw(self) -> None:
         model = self.model
-        self.diagram.value = diagram_html(model, self.last_step)
+        armed = [name for name, toggle in self.toggles.items() if toggle.value]
+        self.diagram.value = diagram_html(model, self.last_step, armed)
         self.counters.value = counters_html(model.report(), model.queued)
         self.tables.value = tables_html(model)
         self.log.value = event_log_html(model)
