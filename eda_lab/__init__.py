@@ -31,3 +31,27 @@ __all__ = [
     "dead_letter_topic", "event", "fault_points", "open_db", "partition_for", "seed_ids",
     "transaction",
 ]
+
+# -- sagas (notebook 05): definitions, saga log, orchestrator, participants, runner --------------
+from .saga import (  # noqa: E402
+    OrchestratorDown,
+    OrderLocked,
+    SagaDefinition,
+    SagaDefinitionError,
+    SagaLog,
+    SagaOrchestrator,
+    SagaRunner,
+    SagaStep,
+    SagaStepperModel,
+    create_order_saga,
+    load_saga_definition,
+    saga_problems,
+    shop_participants,
+    step_states,
+)
+
+__all__ += [
+    "OrchestratorDown", "OrderLocked", "SagaDefinition", "SagaDefinitionError", "SagaLog",
+    "SagaOrchestrator", "SagaRunner", "SagaStep", "SagaStepperModel", "create_order_saga",
+    "load_saga_definition", "saga_problems", "shop_participants", "step_states",
+]
