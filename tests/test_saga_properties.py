@@ -46,9 +46,9 @@ def run(orders_, outcomes, faults, **options):
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(orders(), outcome_scripts(["succeed", "fail"], 2), crash_plans,
-       st.sampled_from([0.0, 0.3, 1.0]), st.integers(0, 10_000))
+       st.sampled_from([0.0, 0.3, 1.0]), st.integers(0, 10_000), st.sampled_from([1, 100]))
 def test_crashes_and_duplicates_change_nothing_about_how_sagas_end(orders_, outcomes, crashes,
-                                                                    duplicate, seed):
+                                                                    duplicate, seed, max_batch):
     """Refusals (fewer than max_attempts per command), crashes anywhere, duplicated deliveries:
     the same outcome and the same compensations as the run without crashes or duplicates.
 
@@ -59,7 +59,7 @@ def test_crashes_and_duplicates_change_nothing_about_how_sagas_end(orders_, outc
                "stock": {"book": 100, "lamp": 100}, "accounts": {"alice": 1e6, "bob": 1e6}}
     clean, clean_ids = run(orders_, outcomes, FaultPlan(), **options)
     faults = FaultPlan({**crashes, "broker.duplicate": duplicate}, seed=seed)
-    runner, ids = run(orders_, outcomes, faults, **options)
+    runner, ids = run(orders_, outcomes, faults, max_batch=max_batch, **options)
     assert ids == clean_ids and not runner.busy
     for saga_id in ids:
         assert runner.status(saga_id) in ("completed", "compensated")
@@ -76,12 +76,12 @@ def test_crashes_and_duplicates_change_nothing_about_how_sagas_end(orders_, outc
                               "broker.delay": st.sampled_from([0.0, 0.1]),
                               "broker.unavailable": st.sampled_from([0.0, 0.1])}),
        st.one_of(st.none(), st.sampled_from(["order", "inventory", "payment", "shipping"])),
-       st.integers(0, 10_000))
+       st.integers(0, 10_000), st.sampled_from([1, 100]))
 def test_every_saga_ends_and_keeps_its_promise_or_asks_for_attention(
-        orders_, outcomes, crashes, broker_faults, down, seed):
+        orders_, outcomes, crashes, broker_faults, down, seed, max_batch):
     outages = [Outage(down, 0, 1_500)] if down else []
     faults = FaultPlan({**crashes, **broker_faults}, seed=seed, outages=outages)
-    runner, ids = run(orders_, outcomes, faults)
+    runner, ids = run(orders_, outcomes, faults, max_batch=max_batch)
     assert not runner.busy
     for saga_id in ids:
         state = runner.log.get(saga_id)

@@ -248,3 +248,13 @@ def test_the_timeline_tells_the_story_in_order():
     assert published[6:] == ["ReleaseInventory", "InventoryReleased", "RejectOrder",
                              "OrderRejected"]
     assert ACTIONS[2] == "AuthorizePayment"
+
+
+def test_a_service_may_take_several_waiting_messages_per_event():
+    runner = SagaRunner(max_batch=100)
+    ids = [runner.start(order(n, sku="book", quantity=1)) for n in range(1, 6)]
+    runner.run()
+    assert {runner.status(s) for s in ids} == {"completed"}
+    assert runner.clock.now == 100.0  # five sagas side by side, ten hops each
+    with pytest.raises(ValueError, match="max_batch must be an integer >= 1"):
+        SagaRunner(max_batch=0)

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -75,15 +74,14 @@ _INSERT_LOG = (f"INSERT INTO {LOG} (saga_id, time_ms, transition, step, attempt,
                "detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
-@dataclass(frozen=True, slots=True)
-class SagaState:
+class SagaState(NamedTuple):
     """The current state of one saga: everything the orchestrator needs to carry on.
 
     ``step`` is the index of the step being run (forward) or undone (backward); ``plan`` the
     indices still to undo after it. ``command_id`` is the command in flight: when
     ``awaiting`` it was sent and ``deadline_ms`` is the reply deadline; otherwise it is sent
     (again) at ``deadline_ms``. ``attempt`` counts refusals of the step, ``tries`` sends of
-    the current attempt that got no answer.
+    the current attempt that got no answer. Immutable: the orchestrator makes a new state.
     """
 
     saga_id: str
@@ -98,7 +96,7 @@ class SagaState:
     command_id: str | None = None
     awaiting: bool = False
     deadline_ms: float | None = None
-    plan: tuple[int, ...] = field(default_factory=tuple)
+    plan: tuple[int, ...] = ()
     reason: str = ""
     started_ms: float = 0.0
     updated_ms: float = 0.0
@@ -109,7 +107,7 @@ class SagaState:
 
     def but(self, **changes: Any) -> SagaState:
         """A copy with ``changes`` (the orchestrator never edits a state in place)."""
-        return replace(self, **changes)
+        return self._replace(**changes)
 
 
 def _state_from_row(row: Sequence) -> SagaState:

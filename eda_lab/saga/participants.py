@@ -8,8 +8,8 @@ A participant must be **idempotent**, because commands arrive more than once: th
 redelivers after a crash, and the orchestrator sends a command again after a timeout or a
 restart. The reply is stored in the ``replies`` table under the command's id, in the same
 transaction as the effect (the inbox of notebook 04, keeping the reply too). A duplicate
-finds its id there: no second effect, and the *original* reply goes out again, so the
-orchestrator learns what really happened the first time.
+finds its id there: no second effect, and the *original* reply (same id, same words, same
+time) goes out again, so the orchestrator learns what really happened the first time.
 
 Compensations must also be safe when they arrive before (or instead of) the action they undo:
 after a reply timeout the orchestrator compensates a step whose outcome it does not know.
@@ -33,7 +33,7 @@ import sqlite_utils
 from ..broker import Broker
 from ..db import open_db, transaction
 from ..faults import crash_point
-from ..messages import Message, event
+from ..messages import Message
 
 SUCCEED = "succeed"
 FAIL = "fail"
@@ -118,8 +118,8 @@ class Participant:
         broker.create_topic(self.reply_topic)
         if not self.db[REPLIES].exists():
             self.db[REPLIES].create({
-                "command_id": str, "saga_id": str, "command_type": str, "outcome": str,
-                "detail": str, "reply": str, "replied_ms": float}, pk="command_id")
+                "command_id": str, "saga_id": str, "command_type": str, "reply_type": str,
+                "outcome": str, "detail": str, "replied_ms": float}, pk="command_id")
         self.create_schema()
         self.handlers: dict[str, Handler] = self.command_handlers()
         self.outcomes = check_outcomes(outcomes, list(self.handlers))
@@ -171,19 +171,20 @@ class Participant:
         outcome = self.scripted(command.type, int(command.headers.get("attempt", "1")))
         duplicate = False
         with transaction(self.db) as conn:
-            stored = conn.execute(f"SELECT reply FROM {REPLIES} WHERE command_id=?",
-                                  (command.id,)).fetchone()
-            if stored is not None:
+            stored = conn.execute(f"SELECT outcome, detail, replied_ms FROM {REPLIES} "
+                                  "WHERE command_id=?", (command.id,)).fetchone()
+            if stored is not None:  # the same reply as the first time: same id, same words
                 duplicate = True
-                reply = Message.from_json(stored[0])
+                reply = self._reply(command, saga_id, stored[0] == "succeeded", stored[1],
+                                    stored[2])
             else:
                 ok, detail = self._apply(conn, command, outcome)
                 reply = self._reply(command, saga_id, ok, detail, now)
                 conn.execute(
-                    f"INSERT INTO {REPLIES} (command_id, saga_id, command_type, outcome, "
-                    "detail, reply, replied_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (command.id, saga_id, command.type, reply.headers["outcome"], detail,
-                     reply.to_json(), now))
+                    f"INSERT INTO {REPLIES} (command_id, saga_id, command_type, reply_type, "
+                    "outcome, detail, replied_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (command.id, saga_id, command.type, reply.type, reply.headers["outcome"],
+                     detail, now))
             faults.check(BEFORE_COMMIT, trace=broker.trace, now=now, actor=self.name)
         faults.check(AFTER_COMMIT, trace=broker.trace, now=now, actor=self.name)
         trace = broker.trace
@@ -220,14 +221,15 @@ class Participant:
         conn.execute("RELEASE effect")
         return True, detail
 
-    def _reply(self, command: Message, saga_id: str, ok: bool, detail: str, now: float) -> Message:
+    def _reply(self, command: Message, saga_id: str, ok: bool, detail: str,
+               replied_ms: float) -> Message:
         success, failure = self.REPLY_TYPES.get(command.type, (f"{command.type}Succeeded",
                                                                f"{command.type}Failed"))
-        return event(
+        return Message(
             success if ok else failure, command.key, {"detail": detail},
-            headers={"saga_id": saga_id, "command_id": command.id,
-                     "outcome": "succeeded" if ok else "failed", "participant": self.name},
-            id=f"{command.id}/reply", clock=self.broker.clock)
+            {"saga_id": saga_id, "command_id": command.id,
+             "outcome": "succeeded" if ok else "failed", "participant": self.name},
+            replied_ms, f"{command.id}/reply")
 
     def replies(self) -> list[dict]:
         """Every command this service answered, with its outcome (its inbox)."""

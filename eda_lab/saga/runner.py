@@ -3,9 +3,9 @@
 The orchestrator and the participants are plain code (``on_reply``, ``on_command``). This
 module only decides *when* they run, on the simulated clock:
 
-* each service reads its topic through a real consumer of the broker; when a message is
-  waiting it takes one, ``latency_ms`` later (network plus work), handles it and commits the
-  offset. A crash before the commit means the message is delivered again;
+* each service reads its topic through a real consumer of the broker; a message sent to it
+  is taken ``latency_ms`` later (the hop), handled, and its offset committed. A crash before
+  the commit means the message is delivered again;
 * a service that crashes comes back ``restart_after_ms`` later. A restarted orchestrator is a
   **new object** reading the saga log, and it resumes every unfinished saga from there;
 * the orchestrator's deadlines (reply timeouts, backoffs) become timers on the clock.
@@ -44,7 +44,7 @@ from .orchestrator import (
 from .participants import Participant, check_outcomes, shop_participants
 
 CREATE_ORDER_SAGA = Path(__file__).resolve().parent.parent.parent / "data" / "create_order_saga.json"
-LATENCY_MS = 10.0          # one hop: a message travels to a service and is handled
+LATENCY_MS = 10.0          # one hop: from sending a message to its receiver taking it
 RESTART_AFTER_MS = 300.0   # how long a crashed service stays down
 REDELIVERY_MS = 50.0       # how soon a consumer polls again after a lost or held delivery
 LOG_FILE = "saga_log.db"
@@ -62,16 +62,20 @@ class OrchestratorDown(RuntimeError):  # noqa: N818 - reads as a state, like Bro
 class ServiceProcess:
     """One service on the clock, reading its topics through a consumer of the broker.
 
-    It sleeps until a message waits for it, takes one at a time (``latency_ms`` each), hands
-    it to ``handle`` and commits its offset. Nothing polls while there is nothing to do.
+    It sleeps until a message is sent to it and wakes ``latency_ms`` later (the hop from the
+    sender). Awake, it takes what is waiting, up to ``max_batch`` messages per event (one by
+    default, so a step shows one message): hands each to ``handle`` and commits its offset.
+    Handling takes no simulated time, so many sagas do not queue behind one another. Nothing
+    polls while there is nothing to do.
     """
 
     def __init__(self, runner: SagaRunner, name: str, topics: list[str],
-                 handle: Callable[[Message], Any], latency_ms: float):
+                 handle: Callable[[Message], Any], latency_ms: float, max_batch: int = 1):
         self.runner = runner
         self.name = name
         self.handle = handle
         self.latency_ms = latency_ms
+        self.max_batch = max_batch
         self.consumer = runner.broker.consumer(name, topics, name=name)
         self.wake_at: float | None = None
         self.up = True
@@ -105,7 +109,7 @@ class ServiceProcess:
             self.ring(end - now)
             return
         consumer = self.consumer
-        deliveries = consumer.poll(1)
+        deliveries = consumer.poll(self.max_batch)
         if not deliveries:
             if consumer.lag:  # lost on the way or held back: the broker delivers it again
                 self.ring(runner.redelivery_ms)
@@ -126,7 +130,7 @@ class ServiceProcess:
             except BrokerError:
                 pass  # not stored: the message comes again, and duplicates are harmless
         if consumer.lag:
-            self.ring()
+            self.ring(0.0)  # more is waiting: take the next one now, as a separate event
 
     def __repr__(self) -> str:
         return f"ServiceProcess({self.name!r}, {'up' if self.up else 'down'})"
@@ -145,7 +149,9 @@ class SagaRunner:
     ``outcomes`` scripts the participants (``{"AuthorizePayment": "fail"}``); a
     :class:`FaultPlan` on the broker crashes processes at named points (``saga.after_record``),
     loses, duplicates or delays messages. ``directory`` keeps every database in a file there
-    (``order.db``, ..., ``saga_log.db``); without it they live in memory.
+    (``order.db``, ..., ``saga_log.db``); without it they live in memory. ``max_batch`` lets a
+    service take several waiting messages per event (faster with many sagas at once; the
+    stepper keeps 1, so each step shows one message).
     """
 
     def __init__(self, definition: SagaDefinition | None = None, *, broker: Broker | None = None,
@@ -158,7 +164,8 @@ class SagaRunner:
                  latency_ms: float = LATENCY_MS, restart_after_ms: float = RESTART_AFTER_MS,
                  redelivery_ms: float = REDELIVERY_MS, reply_timeout_ms: float = REPLY_TIMEOUT_MS,
                  retry_backoff_ms: float = RETRY_BACKOFF_MS,
-                 backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS):
+                 backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS,
+                 max_batch: int = 1):
         self.definition = definition if definition is not None else create_order_saga()
         if not isinstance(self.definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
@@ -166,6 +173,8 @@ class SagaRunner:
                            ("redelivery_ms", redelivery_ms)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
+        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+            raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
         if broker is not None and faults is not None:
             raise ValueError("pass faults to the Broker you give, or let the runner make the "
                              "broker; not both")
@@ -205,13 +214,13 @@ class SagaRunner:
         self.processes: dict[str, ServiceProcess] = {}
         for name, participant in self.participants.items():
             process = ServiceProcess(self, name, [participant.topic], participant.on_command,
-                                     self.latency_ms)
+                                     self.latency_ms, max_batch)
             participant.publish = self._publish
             self.processes[name] = process
             self._readers[participant.topic] = process
         self.orchestrator_process = ServiceProcess(
             self, self.orchestrator.name, self.orchestrator.reply_topics, self._on_reply,
-            self.latency_ms)
+            self.latency_ms, max_batch)
         self.processes[self.orchestrator.name] = self.orchestrator_process
         for topic in self.orchestrator.reply_topics:
             self._readers[topic] = self.orchestrator_process
