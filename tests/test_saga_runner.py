@@ -258,3 +258,14 @@ def test_a_service_may_take_several_waiting_messages_per_event():
     assert runner.clock.now == 100.0  # five sagas side by side, ten hops each
     with pytest.raises(ValueError, match="max_batch must be an integer >= 1"):
         SagaRunner(max_batch=0)
+
+
+def test_effects_and_tables_read_each_service_database():
+    runner, saga_id = run_one({"AuthorizePayment": "fail"})
+    assert runner.effects(saga_id) == {"create_order": "undone", "reserve_inventory": "undone",
+                                       "authorize_payment": "none", "schedule_shipping": "none",
+                                       "approve_order": "none"}
+    tables = runner.tables()
+    assert list(tables) == ["order.orders", "inventory.stock", "inventory.reservations",
+                            "payment.accounts", "payment.authorizations", "shipping.shipments"]
+    assert list(tables["inventory.reservations"]["state"]) == ["RELEASED"]

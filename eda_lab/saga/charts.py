@@ -61,12 +61,12 @@ def message_arrows(frame) -> list[dict]:
 _ARROW_COLORS = {"command": COLORS["order"], "compensation": "#E08A2C",
                  "reply_succeeded": "#55A868", "reply_failed": _CRASH_COLOR, "lost": "#999999"}
 _MARKS = {"crash": ("X", _CRASH_COLOR), "restart": ("o", _CRASH_COLOR),
-          "timeout": ("v", "#8172B3"), "ignored": ("s", "#999999")}
+          "timeout": ("v", "#8172B3"), "duplicate": ("s", "#999999")}
 
 
 def sequence_rows(frame) -> list[dict]:
     """The saga's story in order, one row per message or mark (crash, restart, timeout,
-    ignored duplicate): what :func:`saga_timeline` draws, as plain data."""
+    duplicate): what :func:`saga_timeline` draws, as plain data."""
     rows = [{**a, "mark": None} for a in message_arrows(frame)]
     for row in frame[frame["kind"].isin(["crash", "restart", "ignore", "saga"])].itertuples():
         if row.kind == "saga":
@@ -74,7 +74,9 @@ def sequence_rows(frame) -> list[dict]:
                 continue
             mark, text = "timeout", row.detail.split(":")[0].replace("_", " ")
         elif row.kind == "ignore":
-            mark, text = "ignored", f"ignored {row.message_type}"
+            mark = "duplicate"
+            text = (f"ignored {row.message_type}" if row.actor == "orchestrator" else
+                    f"duplicate {row.message_type}: the stored reply again")
         elif row.kind == "crash":
             mark, text = "crash", f"crash: {row.detail}"
         else:

@@ -318,7 +318,7 @@ class SagaOrchestrator:
     def _next_attempt(self, state: SagaState, why: str, transitions: list, now: float) -> SagaState:
         """A refused command that must not turn the saga back: a new attempt after a backoff."""
         if state.attempt >= self.max_attempts:
-            return self._needs_attention(state, f"refused {state.attempt} times: {why}",
+            return self._needs_attention(state, f"refused {state.attempt} times, last: {why}",
                                          transitions)
         attempt = state.attempt + 1
         step = self._steps[state.step]

@@ -210,14 +210,14 @@ class Participant:
         if handler is None:
             return False, f"{self.name} does not handle {command.type}"
         if outcome == FAIL:
-            return False, f"refused: the step outcomes say {command.type} fails"
+            return False, f"the step outcomes say {command.type} fails"
         conn.execute("SAVEPOINT effect")
         try:
             detail = handler(conn, command)
         except Refused as refusal:
             conn.execute("ROLLBACK TO effect")
             conn.execute("RELEASE effect")
-            return False, f"refused: {refusal}"
+            return False, str(refusal)
         conn.execute("RELEASE effect")
         return True, detail
 

@@ -388,6 +388,18 @@ class SagaRunner:
         """Each service's business data: service -> table -> rows."""
         return {name: p.tables() for name, p in self.participants.items()}
 
+    def tables(self) -> dict:
+        """Each service's tables as pandas tables, named ``service.table``."""
+        import pandas as pd
+
+        return {f"{service}.{name}": pd.DataFrame(rows)
+                for service, tables in self.data().items() for name, rows in tables.items()}
+
+    def effects(self, saga_id: str) -> dict[str, str]:
+        """What each step of ``saga_id`` left in its participant's own data: done, undone, none."""
+        return {step.name: self.participants[step.participant].effect(saga_id, step.action)
+                for step in self.definition.steps}
+
     def problems(self, saga_id: str) -> list[str]:
         """What is wrong with ``saga_id`` once finished (see :func:`saga_problems`)."""
         return saga_problems(self.definition, self.log, self.participants, saga_id)
