@@ -201,6 +201,12 @@ def test_a_new_runner_over_the_same_files_resumes_unfinished_sagas(tmp_path):
     assert again.data()["inventory"]["stock"][0]["available"] == 8  # reserved once
 
 
+def test_a_file_is_refused_as_the_database_folder(tmp_path):
+    (tmp_path / "shop").write_text("not a folder")
+    with pytest.raises(ValueError, match="directory must be a folder for the databases"):
+        SagaRunner(directory=tmp_path / "shop")
+
+
 def test_step_advances_one_thing_at_a_time_and_ends_empty():
     runner = SagaRunner()
     runner.start(ORDER)

@@ -183,6 +183,9 @@ class SagaRunner:
         self.trace: Trace = self.broker.trace
         self.directory = None if directory is None else Path(directory)
         if self.directory is not None:
+            if self.directory.exists() and not self.directory.is_dir():
+                raise ValueError(f"directory must be a folder for the databases, got the file "
+                                 f"{str(self.directory)!r}")
             self.directory.mkdir(parents=True, exist_ok=True)
         script = check_outcomes(outcomes, list(self.definition.commands))
         if participants is None:

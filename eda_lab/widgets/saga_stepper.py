@@ -80,7 +80,7 @@ def status_html(model: SagaStepperModel) -> str:
         ' · <b style="color:#C44E52">orchestrator down (restarting)</b>')
     head = (f'<div><span style="background:{color};padding:2px 8px;border-radius:4px">'
             f"{html.escape(model.saga_id)}: <b>{html.escape(status)}</b></span> "
-            f"· t = {runner.clock.now:g} ms · {model.steps_taken} step(s){crash}{down}</div>")
+            f"· t = {runner.clock.now:g} ms{crash}{down}</div>")
     lines = model.lines() or (["(finished: press Reset to replay)"] if model.finished
                               else ["(nothing yet: press Step)"])
     body = "".join(f"<div>{html.escape(line)}</div>" for line in lines[-12:])
@@ -109,7 +109,7 @@ class SagaOrchestratorStepper:
                                            value=self.model.outcomes[step.name],
                                            tooltips=[f"{step.participant} {o}s {step.action}"
                                                      for o in OUTCOMES],
-                                           style={"button_width": "62px"})
+                                           style={"button_width": "76px"})
             toggle.add_class("eda-control")
             toggle.add_class(f"{ROOT_CLASS}-outcome")
             toggle.add_class(f"{ROOT_CLASS}-outcome-{step.name.replace('_', '-')}")
@@ -120,7 +120,7 @@ class SagaOrchestratorStepper:
             toggle_boxes.append(widgets.VBox([label, toggle]))
         self.crash_toggle = widgets.ToggleButtons(
             options=list(CRASH_CHOICES), value=self.model.crash,
-            description="orchestrator:", style={"button_width": "90px"},
+            description="orchestrator:", style={"button_width": "110px"},
             tooltips=["the orchestrator does not crash",
                       "crash on taking the next reply, before recording anything",
                       "crash after recording the next transition, before sending",
