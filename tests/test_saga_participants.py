@@ -7,11 +7,11 @@ from saga_helpers import ORDER
 
 from eda_lab import Broker, Clock, Crash, FaultPlan, Trace, command
 from eda_lab.saga import (
-    InventoryService,
+    InventoryParticipant,
     OrderLocked,
-    OrderService,
-    PaymentService,
-    ShippingService,
+    OrderParticipant,
+    PaymentParticipant,
+    ShippingParticipant,
 )
 from eda_lab.saga.participants import DONE, NONE, UNDONE, check_outcomes, shop_participants
 
@@ -30,7 +30,7 @@ def broker():
 
 
 def test_a_command_runs_as_a_local_transaction_and_the_reply_is_published(broker):
-    inventory = InventoryService(broker)
+    inventory = InventoryParticipant(broker)
     reply = inventory.on_command(cmd("ReserveInventory"))
     assert reply.type == "InventoryReserved" and reply.headers["outcome"] == "succeeded"
     assert reply.headers["command_id"] == "saga-1:x:do:1" and reply.id == "saga-1:x:do:1/reply"
@@ -40,7 +40,7 @@ def test_a_command_runs_as_a_local_transaction_and_the_reply_is_published(broker
 
 
 def test_a_duplicate_command_has_no_second_effect_and_gets_its_original_reply(broker):
-    inventory = InventoryService(broker)
+    inventory = InventoryParticipant(broker)
     first = inventory.on_command(cmd("ReserveInventory"))
     again = inventory.on_command(cmd("ReserveInventory"))
     assert again == first
@@ -50,7 +50,7 @@ def test_a_duplicate_command_has_no_second_effect_and_gets_its_original_reply(br
 
 
 def test_a_duplicate_of_a_refused_command_is_refused_again_without_rechecking(broker):
-    inventory = InventoryService(broker, stock={"book": 1})
+    inventory = InventoryParticipant(broker, stock={"book": 1})
     first = inventory.on_command(cmd("ReserveInventory"))
     assert first.type == "InventoryReservationFailed"
     assert "out of stock: 1 x book left, 2 wanted" in first.payload["detail"]
@@ -59,7 +59,7 @@ def test_a_duplicate_of_a_refused_command_is_refused_again_without_rechecking(br
 
 
 def test_a_refusal_keeps_nothing_of_the_effect(broker):
-    payment = PaymentService(broker, accounts={"alice": 40.0})
+    payment = PaymentParticipant(broker, accounts={"alice": 40.0})
     payment.on_command(cmd("AuthorizePayment", saga_id="saga-1", amount=30.0))
     reply = payment.on_command(cmd("AuthorizePayment", saga_id="saga-2", amount=30.0))
     assert reply.type == "PaymentDeclined"
@@ -71,7 +71,7 @@ def test_a_refusal_keeps_nothing_of_the_effect(broker):
 
 
 def test_release_undoes_a_reservation_and_is_idempotent(broker):
-    inventory = InventoryService(broker)
+    inventory = InventoryParticipant(broker)
     inventory.on_command(cmd("ReserveInventory", step="reserve_inventory"))
     inventory.on_command(cmd("ReleaseInventory", step="reserve_inventory", direction="backward"))
     inventory.on_command(cmd("ReleaseInventory", step="reserve_inventory", direction="backward",
@@ -82,13 +82,13 @@ def test_release_undoes_a_reservation_and_is_idempotent(broker):
 
 
 def test_a_compensation_that_comes_first_makes_the_late_action_refused(broker):
-    inventory = InventoryService(broker)
+    inventory = InventoryParticipant(broker)
     undo = inventory.on_command(cmd("ReleaseInventory", direction="backward"))
     assert "a late reservation is refused" in undo.payload["detail"]
     late = inventory.on_command(cmd("ReserveInventory"))
     assert late.headers["outcome"] == "failed" and "cancelled before it came" in late.payload["detail"]
     assert inventory.tables()["stock"][0]["available"] == 10
-    orders = OrderService(broker)
+    orders = OrderParticipant(broker)
     orders.on_command(cmd("RejectOrder", direction="backward"))
     assert orders.on_command(cmd("CreatePendingOrder")).headers["outcome"] == "failed"
     assert orders.read_order("order-1")["state"] == "REJECTED"
@@ -98,7 +98,7 @@ def test_a_compensation_that_comes_first_makes_the_late_action_refused(broker):
                                    "saga.participant_after_commit"])
 def test_a_crash_keeps_all_or_nothing_and_the_redelivery_is_answered(point):
     broker = Broker(Clock(), Trace(), FaultPlan({point: 1}))
-    inventory = InventoryService(broker)
+    inventory = InventoryParticipant(broker)
     with pytest.raises(Crash):
         inventory.on_command(cmd("ReserveInventory"))
     committed = point.endswith("after_commit")
@@ -111,7 +111,7 @@ def test_a_crash_keeps_all_or_nothing_and_the_redelivery_is_answered(point):
 
 
 def test_the_order_is_pending_while_its_saga_runs_and_the_lock_refuses_interference(broker):
-    orders = OrderService(broker)
+    orders = OrderParticipant(broker)
     orders.on_command(cmd("CreatePendingOrder", saga_id="saga-1"))
     assert orders.read_order("order-1")["state"] == "PENDING"
     with pytest.raises(OrderLocked, match="order-1 is pending in saga-1"):
@@ -130,7 +130,7 @@ def test_the_order_is_pending_while_its_saga_runs_and_the_lock_refuses_interfere
 
 
 def test_a_rejected_order_may_be_placed_again_by_a_new_saga(broker):
-    orders = OrderService(broker)
+    orders = OrderParticipant(broker)
     orders.on_command(cmd("CreatePendingOrder", saga_id="saga-1"))
     orders.on_command(cmd("RejectOrder", saga_id="saga-1", direction="backward"))
     assert orders.cancel_order("order-1") == "order-1 is already rejected: nothing to cancel"
@@ -141,21 +141,21 @@ def test_a_rejected_order_may_be_placed_again_by_a_new_saga(broker):
 
 
 def test_shipping_books_one_delivery_per_saga(broker):
-    shipping = ShippingService(broker)
+    shipping = ShippingParticipant(broker)
     shipping.on_command(cmd("ScheduleShipping", attempt=1))
     shipping.on_command(cmd("ScheduleShipping", attempt=2))  # a new attempt, same saga
     assert len(shipping.tables()["shipments"]) == 1
 
 
 def test_an_incomplete_order_is_refused_not_crashed(broker):
-    reply = InventoryService(broker).on_command(
+    reply = InventoryParticipant(broker).on_command(
         command("ReserveInventory", "saga-1", {"order_id": "order-1"},
                 headers={"saga_id": "saga-1"}, id="c1"))
     assert reply.headers["outcome"] == "failed" and "the order is incomplete" in reply.payload["detail"]
 
 
 def test_step_outcomes_script_each_attempt(broker):
-    shipping = ShippingService(broker, outcomes={"ScheduleShipping": ["fail", "time out"]})
+    shipping = ShippingParticipant(broker, outcomes={"ScheduleShipping": ["fail", "time out"]})
     first = shipping.on_command(cmd("ScheduleShipping", attempt=1))
     assert first.headers["outcome"] == "failed" and "step outcomes say" in first.payload["detail"]
     assert shipping.on_command(cmd("ScheduleShipping", attempt=2)) is None  # the reply is lost
@@ -179,9 +179,9 @@ def test_bad_step_outcomes_are_refused(outcomes, message):
 
 def test_bad_shop_data_is_refused(broker):
     with pytest.raises(ValueError, match=r"stock\['book'\] must be a whole number >= 0"):
-        InventoryService(broker, stock={"book": -1})
+        InventoryParticipant(broker, stock={"book": -1})
     with pytest.raises(ValueError, match=r"accounts\['alice'\] must be a credit limit >= 0"):
-        PaymentService(broker, accounts={"alice": "lots"})
+        PaymentParticipant(broker, accounts={"alice": "lots"})
     with pytest.raises(ValueError, match=r"dbs: unknown service\(s\) \['warehouse'\]"):
         shop_participants(broker, {"warehouse": None})
 

@@ -275,3 +275,16 @@ def test_effects_and_tables_read_each_service_database():
     assert list(tables) == ["order.orders", "inventory.stock", "inventory.reservations",
                             "payment.accounts", "payment.authorizations", "shipping.shipments"]
     assert list(tables["inventory.reservations"]["state"]) == ["RELEASED"]
+
+
+def test_sagas_share_a_broker_with_other_consumers_of_the_same_service_names():
+    """The capstone's broker already has a 'shipping' group reading the orders topic."""
+    broker = Broker(Clock(), Trace(), FaultPlan())
+    broker.create_topic("orders")
+    broker.consumer("shipping", "orders")
+    runner = SagaRunner(broker=broker)
+    saga_id = runner.start(ORDER)
+    runner.run()
+    assert runner.status(saga_id) == "completed"
+    assert sorted(g for g in broker.groups if g.startswith("saga-")) == [
+        "saga-inventory", "saga-orchestrator", "saga-order", "saga-payment", "saga-shipping"]

@@ -23,22 +23,22 @@ from .definition import (
 from .log import SagaLog, SagaState, step_states
 from .orchestrator import SagaOrchestrator
 from .participants import (
-    InventoryService,
+    InventoryParticipant,
     OrderLocked,
-    OrderService,
+    OrderParticipant,
     Participant,
-    PaymentService,
+    PaymentParticipant,
     Refused,
-    ShippingService,
+    ShippingParticipant,
     shop_participants,
 )
 from .runner import OrchestratorDown, SagaRunner, create_order_saga
 from .stepper import SagaStepperModel
 
 __all__ = [
-    "COMPENSATABLE", "PIVOT", "RETRIABLE", "InventoryService", "OrchestratorDown", "OrderLocked",
-    "OrderService", "Participant", "PaymentService", "Refused", "SagaDefinition",
+    "COMPENSATABLE", "PIVOT", "RETRIABLE", "InventoryParticipant", "OrchestratorDown", "OrderLocked",
+    "OrderParticipant", "Participant", "PaymentParticipant", "Refused", "SagaDefinition",
     "SagaDefinitionError", "SagaLog", "SagaOrchestrator", "SagaRunner", "SagaState", "SagaStep",
-    "SagaStepperModel", "ShippingService", "create_order_saga", "load_saga_definition", "saga_problems",
+    "SagaStepperModel", "ShippingParticipant", "create_order_saga", "load_saga_definition", "saga_problems",
     "shop_participants", "shop_problems", "step_states",
 ]

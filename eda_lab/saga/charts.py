@@ -18,7 +18,11 @@ _CRASH_COLOR = "#C44E52"
 
 
 def _lanes(frame) -> list[str]:
-    seen = set(frame["actor"]) | {t.split(".")[0] for t in frame["topic"].dropna()}
+    """The services in the story: who sent, handled, crashed or restarted (not the broker's
+    own bookkeeping, such as consumer groups rebalancing)."""
+    story = frame[frame["kind"].isin(["publish", "handle", "ignore", "crash", "restart",
+                                      "saga", "drop"])]
+    seen = set(story["actor"]) | {t.split(".")[0] for t in story["topic"].dropna()}
     return [lane for lane in LANE_ORDER if lane in seen or lane == "orchestrator"] + sorted(
         seen - set(LANE_ORDER) - {"broker"})
 

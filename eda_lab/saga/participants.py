@@ -268,7 +268,7 @@ class OrderLocked(ValueError):  # noqa: N818 - reads as a fact, like the other r
     """A change to an order that a running saga holds (the semantic lock)."""
 
 
-class OrderService(Participant):
+class OrderParticipant(Participant):
     """Orders. ``PENDING`` is the **semantic lock**: while a saga runs, the order says so.
 
     Anyone may read a pending order (there is no isolation between sagas), but the order
@@ -399,7 +399,7 @@ RELEASED = "RELEASED"
 CANCELLED = "CANCELLED"
 
 
-class InventoryService(Participant):
+class InventoryParticipant(Participant):
     """Stock per sku; a reservation per saga. Refuses when there is not enough stock."""
 
     name = "inventory"
@@ -491,7 +491,7 @@ class InventoryService(Participant):
 AUTHORIZED = "AUTHORIZED"
 
 
-class PaymentService(Participant):
+class PaymentParticipant(Participant):
     """Credit per customer; an authorization per saga. Declines above the credit limit."""
 
     name = "payment"
@@ -566,7 +566,7 @@ class PaymentService(Participant):
 SCHEDULED = "SCHEDULED"
 
 
-class ShippingService(Participant):
+class ShippingParticipant(Participant):
     """Shipments: one per saga. Never refuses on its own (its step is retriable)."""
 
     name = "shipping"
@@ -602,7 +602,7 @@ class ShippingService(Participant):
 
 DEFAULT_STOCK = {"book": 10, "lamp": 3}
 DEFAULT_ACCOUNTS = {"alice": 500.0, "bob": 60.0}
-SHOP_SERVICES = (OrderService, InventoryService, PaymentService, ShippingService)
+SHOP_SERVICES = (OrderParticipant, InventoryParticipant, PaymentParticipant, ShippingParticipant)
 
 
 def shop_participants(broker: Broker, dbs: Mapping[str, sqlite_utils.Database] | None = None, *,
@@ -618,8 +618,8 @@ def shop_participants(broker: Broker, dbs: Mapping[str, sqlite_utils.Database] |
         raise ValueError(f"dbs: unknown service(s) {sorted(unknown)}; the shop has "
                          f"{', '.join(s.name for s in SHOP_SERVICES)}")
     return {
-        "order": OrderService(broker, dbs.get("order")),
-        "inventory": InventoryService(broker, dbs.get("inventory"), stock=stock),
-        "payment": PaymentService(broker, dbs.get("payment"), accounts=accounts),
-        "shipping": ShippingService(broker, dbs.get("shipping")),
+        "order": OrderParticipant(broker, dbs.get("order")),
+        "inventory": InventoryParticipant(broker, dbs.get("inventory"), stock=stock),
+        "payment": PaymentParticipant(broker, dbs.get("payment"), accounts=accounts),
+        "shipping": ShippingParticipant(broker, dbs.get("shipping")),
     }

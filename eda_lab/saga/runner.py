@@ -76,7 +76,10 @@ class ServiceProcess:
         self.handle = handle
         self.latency_ms = latency_ms
         self.max_batch = max_batch
-        self.consumer = runner.broker.consumer(name, topics, name=name)
+        # Its own consumer group: on a broker shared with other code, a "shipping" group that
+        # reads the orders topic is someone else's.
+        self.group = f"saga-{name}"
+        self.consumer = runner.broker.consumer(self.group, topics, name=name)
         self.wake_at: float | None = None
         self.up = True
         self.crashes = 0
@@ -303,7 +306,7 @@ class SagaRunner:
     def _restart(self, process: ServiceProcess) -> None:
         self.actions += 1
         self.restarts += 1
-        process.consumer = self.broker.consumer(process.name, name=process.name)
+        process.consumer = self.broker.consumer(process.group, name=process.name)
         process.up = True
         self.trace.add(self.clock.now, "restart", process.name,
                        detail="back after a crash" + (": resumes sagas from the saga log"
