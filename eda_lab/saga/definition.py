@@ -183,11 +183,6 @@ class SagaDefinition:
         """Every command type the saga sends (actions and compensations) -> its step."""
         return {command_type: step for step in self.steps for command_type in step.commands}
 
-    def is_committed_at(self, index: int) -> bool:
-        """True from the pivot on: a failure there can no longer be compensated away."""
-        pivot = self.pivot_index
-        return pivot is not None and index > pivot
-
     def compensation_order(self, failed_index: int, include_failed: bool = False) -> list[SagaStep]:
         """The steps to undo when step ``failed_index`` fails, in the order to undo them.
 

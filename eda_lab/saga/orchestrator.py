@@ -87,6 +87,19 @@ def command_id(saga_id: str, step_name: str, direction: str, attempt: int) -> st
 Schedule = Callable[[str, float], None]
 
 
+def check_retry_options(reply_timeout_ms: float, retry_backoff_ms: float, backoff_factor: float,
+                        max_attempts: int) -> None:
+    """Refuse timeouts and retry settings the orchestrator cannot work with, naming each."""
+    for arg, value in (("reply_timeout_ms", reply_timeout_ms),
+                       ("retry_backoff_ms", retry_backoff_ms)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
+    if not isinstance(backoff_factor, (int, float)) or backoff_factor < 1:
+        raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor!r}")
+    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
+        raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+
+
 class SagaOrchestrator:
     """Runs the sagas of one definition over a broker, recording every transition first.
 
@@ -103,14 +116,7 @@ class SagaOrchestrator:
                  schedule: Schedule | None = None, name: str = "orchestrator"):
         if not isinstance(definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
-        for arg, value in (("reply_timeout_ms", reply_timeout_ms),
-                           ("retry_backoff_ms", retry_backoff_ms)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
-        if not isinstance(backoff_factor, (int, float)) or backoff_factor < 1:
-            raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor!r}")
-        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
         self.definition = definition
         self.broker = broker
         self.clock = broker.clock
@@ -126,6 +132,7 @@ class SagaOrchestrator:
         self.publish = broker.publish  # a runner may wrap it to wake the reader
         steps = definition.steps
         self._steps = steps
+        self._index = {s.name: i for i, s in enumerate(steps)}
         self._last = len(steps) - 1
         pivot = definition.pivot_index
         # A step may still turn the saga back when it fails: every step before the pivot, and
@@ -290,8 +297,8 @@ class SagaOrchestrator:
                    now: float) -> SagaState:
         """Start compensating: the completed steps (and the current one, if its outcome is
         unknown) that have a compensation, last first."""
-        upto = state.step + 1 if include_current else state.step
-        plan = tuple(i for i in range(upto - 1, -1, -1) if self._steps[i].compensation)
+        undo = self.definition.compensation_order(state.step, include_failed=include_current)
+        plan = tuple(self._index[s.name] for s in undo)
         state = state.but(reason=reason)
         if plan:
             names = ", ".join(self._steps[i].name for i in plan)

@@ -40,6 +40,7 @@ from .orchestrator import (
     REPLY_TIMEOUT_MS,
     RETRY_BACKOFF_MS,
     SagaOrchestrator,
+    check_retry_options,
 )
 from .participants import Participant, check_outcomes, shop_participants
 
@@ -181,6 +182,12 @@ class SagaRunner:
         if broker is not None and faults is not None:
             raise ValueError("pass faults to the Broker you give, or let the runner make the "
                              "broker; not both")
+        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
+        script = check_outcomes(outcomes, list(self.definition.commands))
+        if participants is not None and (stock is not None or accounts is not None):
+            raise ValueError("stock and accounts set up the default participants; give them to "
+                             "your own participants instead")
+        # Everything is checked: only now is anything created (on disk, with a directory).
         self.broker = broker if broker is not None else Broker(Clock(), Trace(), faults)
         self.clock: Clock = self.broker.clock
         self.trace: Trace = self.broker.trace
@@ -190,13 +197,9 @@ class SagaRunner:
                 raise ValueError(f"directory must be a folder for the databases, got the file "
                                  f"{str(self.directory)!r}")
             self.directory.mkdir(parents=True, exist_ok=True)
-        script = check_outcomes(outcomes, list(self.definition.commands))
         if participants is None:
             participants = shop_participants(
                 self.broker, self._participant_dbs(), stock=stock, accounts=accounts)
-        elif stock is not None or accounts is not None:
-            raise ValueError("stock and accounts set up the default participants; give them to "
-                             "your own participants instead")
         self.participants: dict[str, Participant] = dict(participants)
         self._check_participants()
         for participant in self.participants.values():
