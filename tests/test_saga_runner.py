@@ -247,7 +247,7 @@ def test_the_timeline_tells_the_story_in_order():
     runner, _ = run_one({"AuthorizePayment": "fail"})
     frame = runner.timeline()
     assert set(frame["kind"]) <= {"publish", "handle", "ignore", "saga", "crash", "restart",
-                                  "drop", "unavailable"}
+                                  "lost", "drop", "unavailable"}
     published = list(frame[frame["kind"] == "publish"]["message_type"])
     assert published[:6] == ["CreatePendingOrder", "OrderCreated", "ReserveInventory",
                              "InventoryReserved", "AuthorizePayment", "PaymentDeclined"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import pandas as pd
 from matplotlib.patches import FancyBboxPatch
 
 from ..charts import COLORS, STATE_COLORS, axes, style
@@ -21,7 +20,7 @@ def _lanes(frame) -> list[str]:
     """The services in the story: who sent, handled, crashed or restarted (not the broker's
     own bookkeeping, such as consumer groups rebalancing)."""
     story = frame[frame["kind"].isin(["publish", "handle", "ignore", "crash", "restart",
-                                      "saga", "drop"])]
+                                      "saga", "lost"])]
     seen = set(story["actor"]) | {t.split(".")[0] for t in story["topic"].dropna()}
     return [lane for lane in LANE_ORDER if lane in seen or lane == "orchestrator"] + sorted(
         seen - set(LANE_ORDER) - {"broker"})
@@ -41,21 +40,19 @@ def message_arrows(frame) -> list[dict]:
     for row in frame[frame["kind"].isin(["deliver", "duplicate"])].itertuples():
         delivered.setdefault((row.message_id, row.topic), row.time)
     arrows = []
-    for row in frame[frame["kind"].isin(["publish", "drop"])].itertuples():
+    for row in frame[frame["kind"].isin(["publish", "lost"])].itertuples():
         if not isinstance(row.topic, str) or "." not in row.topic:
             continue
         service, _, channel = row.topic.partition(".")
         if channel not in ("commands", "replies"):
             continue
-        if row.kind == "drop" and not pd.isna(row.partition):
-            continue  # a delivery the broker lost and will make again, not a lost message
         sender, receiver = (("orchestrator", service) if channel == "commands"
                             else (service, "orchestrator"))
         if channel == "commands":
             kind = "compensation" if ":undo:" in str(row.message_id) else "command"
         else:
             kind = "reply_" + outcomes.get(row.message_id, "succeeded")
-        lost = row.kind == "drop"
+        lost = row.kind == "lost"
         arrows.append({"seq": row.Index, "time": row.time, "sender": sender, "receiver": receiver,
                        "type": row.message_type, "kind": "lost" if lost else kind,
                        "arrived": None if lost else delivered.get((row.message_id, row.topic))})

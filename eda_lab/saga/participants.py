@@ -197,7 +197,7 @@ class Participant:
             trace.add(now, "handle", self.name, self.topic, None, None, saga_id, command.id,
                       command.type, f"{reply.headers['outcome']}: {reply.payload['detail']}")
             if outcome == TIME_OUT:
-                trace.add(now, "drop", self.name, self.reply_topic, None, None, saga_id,
+                trace.add(now, "lost", self.name, self.reply_topic, None, None, saga_id,
                           reply.id, reply.type, "the reply is lost on its way (step outcome "
                           "'time out'); the orchestrator will have to wait for its deadline")
                 return None

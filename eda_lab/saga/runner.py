@@ -414,7 +414,7 @@ class SagaRunner:
         return saga_problems(self.definition, self.log, self.participants, saga_id)
 
     def timeline(self, kinds: tuple[str, ...] = ("publish", "handle", "ignore", "saga", "crash",
-                                                 "restart", "drop", "unavailable")):
+                                                 "restart", "lost", "drop", "unavailable")):
         """The trace as a table, the kinds that tell the saga's story."""
         frame = self.trace.frame()
         return frame[frame["kind"].isin(kinds)].reset_index(drop=True)

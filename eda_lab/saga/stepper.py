@@ -68,7 +68,7 @@ def describe(record: TraceRecord) -> str | None:
         return f"saga log: {detail}"
     if kind == "crash":
         return f"{actor} CRASHED at {detail}"
-    if kind in ("restart", "drop", "unavailable", "duplicate", "delay"):
+    if kind in ("restart", "lost", "drop", "unavailable", "duplicate", "delay"):
         return f"{actor} ({kind}): {detail}" if detail else f"{actor}: {kind}"
     return None
 
