@@ -114,38 +114,48 @@ STEPS = ("create_order", "reserve_inventory", "authorize_payment", "schedule_shi
 def _raw(c: dict[str, sqlite3.Connection]) -> None:
     log = c["saga_log"]
     for n, order in enumerate(ORDERS, 1):
-        s = f"saga-{n:04d}"
-        payload = json.dumps(order)
+        s, order_id = f"saga-{n:04d}", order["order_id"]
         cid = [f"{s}:{step}:do:1" for step in STEPS]
         _txn(log, ("INSERT INTO sagas VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   (s, "create_order", order["order_id"], payload, "running", 0, "forward", 1,
+                   (s, "create_order", order_id, json.dumps(order), "running", 0, "forward", 1,
                     1, cid[0], 1, 1000.0, "[]", "", 0.0, 0.0)),
-             (LOG_ROW, (s, 0.0, "started", None, None, None, "")),
+             (LOG_ROW, (s, 0.0, "started", None, None, None, f"for {order_id}")),
              (LOG_ROW, (s, 0.0, "step_sent", STEPS[0], 1, cid[0], "CreatePendingOrder")))
-        _txn(c["order"], ("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?)",
-                          (order["order_id"], "alice", "book", 1, 1.0, "PENDING", s, 0.0)),
-             (REPLY_ROW, (cid[0], s, "CreatePendingOrder", "OrderCreated", "succeeded", "order-0 is pending", 0.0)))
-        _txn(c["inventory"], ("UPDATE stock SET available = available - ? WHERE sku=?", (1, "book")),
-             ("INSERT INTO reservations VALUES (?,?,?,?,?)", (s, order["order_id"], "book", 1,
-                                                              "RESERVED")),
-             (REPLY_ROW, (cid[1], s, "ReserveInventory", "InventoryReserved", "succeeded", "reserved 1 x book", 0.0)))
-        _txn(c["payment"], ("UPDATE accounts SET authorized = authorized + ? WHERE customer=?",
-                            (1.0, "alice")),
-             ("INSERT INTO authorizations VALUES (?,?,?,?,?)", (s, order["order_id"], "alice",
-                                                                1.0, "AUTHORIZED")),
-             (REPLY_ROW, (cid[2], s, "AuthorizePayment", "PaymentAuthorized", "succeeded", "authorized 1.00 for alice", 0.0)))
-        _txn(c["shipping"], ("INSERT INTO shipments VALUES (?,?,?,?,?)",
-                             (s, order["order_id"], "book", 1, "SCHEDULED")),
-             (REPLY_ROW, (cid[3], s, "ScheduleShipping", "ShippingScheduled", "succeeded", "delivery of order-0 booked", 0.0)))
-        _txn(c["order"], ("UPDATE orders SET state=?, updated_ms=? WHERE order_id=?",
-                          ("APPROVED", 0.0, order["order_id"])),
-             (REPLY_ROW, (cid[4], s, "ApproveOrder", "OrderApproved", "succeeded", "order-0 approved", 0.0)))
+        # the participants: one local transaction per command, effect and reply together
+        _txn(c["order"],
+             ("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?)",
+              (order_id, "alice", "book", 1, 1.0, "PENDING", s, 0.0)),
+             (REPLY_ROW, (cid[0], s, "CreatePendingOrder", "OrderCreated", "succeeded",
+                          f"{order_id} is pending", 0.0)))
+        _txn(c["inventory"],
+             ("UPDATE stock SET available = available - ? WHERE sku=?", (1, "book")),
+             ("INSERT INTO reservations VALUES (?,?,?,?,?)",
+              (s, order_id, "book", 1, "RESERVED")),
+             (REPLY_ROW, (cid[1], s, "ReserveInventory", "InventoryReserved", "succeeded",
+                          "reserved 1 x book", 0.0)))
+        _txn(c["payment"],
+             ("UPDATE accounts SET authorized = authorized + ? WHERE customer=?",
+              (1.0, "alice")),
+             ("INSERT INTO authorizations VALUES (?,?,?,?,?)",
+              (s, order_id, "alice", 1.0, "AUTHORIZED")),
+             (REPLY_ROW, (cid[2], s, "AuthorizePayment", "PaymentAuthorized", "succeeded",
+                          "authorized 1.00 for alice", 0.0)))
+        _txn(c["shipping"],
+             ("INSERT INTO shipments VALUES (?,?,?,?,?)",
+              (s, order_id, "book", 1, "SCHEDULED")),
+             (REPLY_ROW, (cid[3], s, "ScheduleShipping", "ShippingScheduled", "succeeded",
+                          f"delivery of {order_id} booked", 0.0)))
+        _txn(c["order"],
+             ("UPDATE orders SET state=?, updated_ms=? WHERE order_id=?",
+              ("APPROVED", 0.0, order_id)),
+             (REPLY_ROW, (cid[4], s, "ApproveOrder", "OrderApproved", "succeeded",
+                          f"{order_id} approved", 0.0)))
         for i, step in enumerate(STEPS):  # the orchestrator's five reactions to the replies
             done = i == len(STEPS) - 1
             _txn(log, (SAGA_ROW, ("completed" if done else "running", i if done else i + 1,
                                   "forward", 1, 1, None if done else cid[i + 1], int(not done),
                                   None if done else 1000.0, "[]", "", 0.0, s)),
-                 (LOG_ROW, (s, 0.0, "step_succeeded", step, 1, cid[i], "ok")),
+                 (LOG_ROW, (s, 0.0, "step_succeeded", step, 1, cid[i], "done")),
                  (LOG_ROW, (s, 0.0, "completed" if done else "step_sent",
                             None if done else STEPS[i + 1], None if done else 1,
                             None if done else cid[i + 1], "")))

@@ -36,9 +36,9 @@ from .runner import OrchestratorDown, SagaRunner, create_order_saga
 from .stepper import SagaStepperModel
 
 __all__ = [
-    "COMPENSATABLE", "PIVOT", "RETRIABLE", "InventoryParticipant", "OrchestratorDown", "OrderLocked",
-    "OrderParticipant", "Participant", "PaymentParticipant", "Refused", "SagaDefinition",
-    "SagaDefinitionError", "SagaLog", "SagaOrchestrator", "SagaRunner", "SagaState", "SagaStep",
-    "SagaStepperModel", "ShippingParticipant", "create_order_saga", "load_saga_definition", "saga_problems",
-    "shop_participants", "shop_problems", "step_states",
+    "COMPENSATABLE", "PIVOT", "RETRIABLE", "InventoryParticipant", "OrchestratorDown",
+    "OrderLocked", "OrderParticipant", "Participant", "PaymentParticipant", "Refused",
+    "SagaDefinition", "SagaDefinitionError", "SagaLog", "SagaOrchestrator", "SagaRunner",
+    "SagaState", "SagaStep", "SagaStepperModel", "ShippingParticipant", "create_order_saga",
+    "load_saga_definition", "saga_problems", "shop_participants", "shop_problems", "step_states",
 ]

@@ -45,7 +45,7 @@ class SagaDefinitionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SagaStep:
-    """One step: ``participant`` runs ``action`` as a local transaction; ``compensation`` undoes it."""
+    """One step: ``participant`` runs ``action`` locally; ``compensation`` undoes it."""
 
     name: str
     participant: str
@@ -92,9 +92,9 @@ class SagaStep:
 class SagaDefinition:
     """An ordered, validated list of steps, plus the participants it may name.
 
-    >>> d = SagaDefinition("demo", [SagaStep("reserve", "inventory", "ReserveInventory",
-    ...                                      "ReleaseInventory"),
-    ...                             SagaStep("charge", "payment", "AuthorizePayment", kind="pivot")])
+    >>> d = SagaDefinition("demo", [
+    ...     SagaStep("reserve", "inventory", "ReserveInventory", "ReleaseInventory"),
+    ...     SagaStep("charge", "payment", "AuthorizePayment", kind="pivot")])
     >>> [s.name for s in d.compensation_order(2)]
     ['reserve']
     """
@@ -210,7 +210,8 @@ class SagaDefinition:
                   participants: Sequence[str] = SHOP_PARTICIPANTS) -> SagaDefinition:
         """Build and check a definition from plain data (the JSON in ``data/``)."""
         if not isinstance(data, Mapping):
-            raise SagaDefinitionError(f"a saga definition is a JSON object, got {type(data).__name__}")
+            raise SagaDefinitionError(
+                f"a saga definition is a JSON object, got {type(data).__name__}")
         unknown = set(data) - {"name", "description", "steps"}
         if unknown:
             raise SagaDefinitionError(f"unknown field(s) {sorted(unknown)} in saga definition; "

@@ -194,18 +194,21 @@ class SagaLog:
         if definition is not None:
             sql += " AND definition=?"
             args += (definition,)
-        return [_state_from_row(r) for r in self.db.execute(sql + " ORDER BY started_ms, saga_id", args)]
+        rows = self.db.execute(sql + " ORDER BY started_ms, saga_id", args)
+        return [_state_from_row(r) for r in rows]
 
     def states(self) -> list[SagaState]:
         """Every saga, oldest first."""
-        return [_state_from_row(r) for r in self.db.execute(f"{_SELECT} ORDER BY started_ms, saga_id")]
+        rows = self.db.execute(f"{_SELECT} ORDER BY started_ms, saga_id")
+        return [_state_from_row(r) for r in rows]
 
     def count(self) -> int:
         return self.db.execute(f"SELECT count(*) FROM {SAGAS}").fetchone()[0]
 
     def history(self, saga_id: str | None = None) -> list[dict[str, Any]]:
         """The transitions, in the order they were written (of one saga, if given)."""
-        sql = f"SELECT seq, saga_id, time_ms, transition, step, attempt, command_id, detail FROM {LOG}"
+        sql = (f"SELECT seq, saga_id, time_ms, transition, step, attempt, command_id, detail "
+               f"FROM {LOG}")
         args: tuple = ()
         if saga_id is not None:
             sql += " WHERE saga_id=?"

@@ -278,12 +278,13 @@ class SagaOrchestrator:
         return [r[0] for r in rows]
 
     def next_saga_id(self) -> str:
-        """A fresh saga id, ``saga-0001``, ``saga-0002``, ... (from the log, so it survives restarts)."""
+        """A fresh saga id, ``saga-0001``, ``saga-0002``, ... (from the log: survives restarts)."""
         row = self.log.db.execute("SELECT max(rowid) FROM sagas").fetchone()
         return f"saga-{(row[0] or 0) + 1:04d}"
 
     # -- deciding the next state -----------------------------------------------------------
-    def _forward_from(self, state: SagaState, index: int, transitions: list, now: float) -> SagaState:
+    def _forward_from(self, state: SagaState, index: int, transitions: list,
+                      now: float) -> SagaState:
         if index > self._last:
             transitions.append(("completed", None, None, None, ""))
             return state.but(status=COMPLETED, command_id=None, awaiting=False, deadline_ms=None)

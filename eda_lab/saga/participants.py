@@ -303,7 +303,7 @@ class OrderParticipant(Participant):
         if row is not None:
             state, owner = row
             if owner == saga_id:
-                raise Refused(f"{order_id} was already rejected by this saga before the create came")
+                raise Refused(f"{order_id} was rejected by this saga before the create came")
             if state == PENDING:
                 raise Refused(f"{order_id} is pending in {owner} (semantic lock): wait until it "
                               "is approved or rejected")
@@ -503,7 +503,8 @@ class PaymentParticipant(Participant):
         self._accounts = dict(accounts if accounts is not None else DEFAULT_ACCOUNTS)
         for customer, limit in self._accounts.items():
             if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
-                raise ValueError(f"accounts[{customer!r}] must be a credit limit >= 0, got {limit!r}")
+                raise ValueError(
+                    f"accounts[{customer!r}] must be a credit limit >= 0, got {limit!r}")
         super().__init__(broker, db, outcomes=outcomes)
 
     def create_schema(self) -> None:

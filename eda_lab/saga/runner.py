@@ -44,7 +44,8 @@ from .orchestrator import (
 )
 from .participants import Participant, check_outcomes, shop_participants
 
-CREATE_ORDER_SAGA = Path(__file__).resolve().parent.parent.parent / "data" / "create_order_saga.json"
+DATA = Path(__file__).resolve().parent.parent.parent / "data"
+CREATE_ORDER_SAGA = DATA / "create_order_saga.json"
 LATENCY_MS = 10.0          # one hop: from sending a message to its receiver taking it
 RESTART_AFTER_MS = 300.0   # how long a crashed service stays down
 REDELIVERY_MS = 50.0       # how soon a consumer polls again after a lost or held delivery

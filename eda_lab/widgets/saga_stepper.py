@@ -24,9 +24,8 @@ from .common import html_table, image_widget, show_figure, styled_button
 
 ROOT_CLASS = "eda-saga-stepper"
 _LOG_COLUMNS = ("seq", "time_ms", "transition", "step", "attempt", "detail")
-_STATUS_COLORS = {"running": STATE_COLORS["running"], "compensating": STATE_COLORS["compensating"],
-                  "completed": STATE_COLORS["completed"], "compensated": STATE_COLORS["compensated"],
-                  "needs_attention": STATE_COLORS["needs_attention"]}
+_STATUS_COLORS = {status: STATE_COLORS[status] for status in (
+    "running", "compensating", "completed", "compensated", "needs_attention")}
 
 
 def boxes_html(boxes: Sequence[Mapping[str, str]]) -> str:
@@ -35,10 +34,12 @@ def boxes_html(boxes: Sequence[Mapping[str, str]]) -> str:
     for box in boxes:
         state = box["state"]
         toggle = "" if box["outcome"] == "succeed" else (
-            f'<div style="font-size:11px;color:#A33">on its turn: {html.escape(box["outcome"])}</div>')
+            '<div style="font-size:11px;color:#A33">on its turn: '
+            f'{html.escape(box["outcome"])}</div>')
         parts.append(
             f'<div class="eda-saga-box" data-step="{html.escape(box["step"])}" '
-            f'data-state="{html.escape(state)}" style="background:{STATE_COLORS.get(state, "#fff")};'
+            f'data-state="{html.escape(state)}" '
+            f'style="background:{STATE_COLORS.get(state, "#fff")};'
             'border:1px solid #777;border-radius:6px;padding:6px 8px;min-width:120px">'
             f'<div style="font-weight:bold">{html.escape(box["step"])}</div>'
             f'<div style="font-size:11px">{html.escape(box["participant"])} · '
