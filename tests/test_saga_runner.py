@@ -239,6 +239,8 @@ def test_participants_that_cannot_run_the_definition_are_refused():
     with pytest.raises(ValueError, match="step 'schedule_shipping' needs a participant named "
                                          "'shipping'"):
         SagaRunner(broker=broker, participants=services)
+    with pytest.raises(ValueError, match="'order' was made on another broker"):
+        SagaRunner(broker=Broker(), participants=shop_participants(broker))
     with pytest.raises(ValueError, match="until_ms"):
         SagaRunner().run(until_ms=-1)
 

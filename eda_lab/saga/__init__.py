@@ -8,6 +8,11 @@
 * :mod:`.checks`: completed or compensated, in reverse order, and the data agrees;
 * :mod:`.stepper`: the model behind the Saga Orchestrator Stepper;
 * :mod:`.charts`: the notebook's charts.
+
+Besides the broker's records, a saga run writes these trace kinds: ``saga`` (a transition
+written to the saga log), ``handle`` (a participant ran a command as a local transaction),
+``ignore`` (a duplicate or late message had no effect), ``lost`` (a reply that never
+arrives), ``restart`` (a crashed service came back).
 """
 
 from .checks import saga_problems, shop_problems

@@ -247,6 +247,10 @@ class SagaRunner:
         return open_db(None if self.directory is None else self.directory / LOG_FILE)
 
     def _check_participants(self) -> None:
+        for name, participant in self.participants.items():
+            if participant.broker is not self.broker:
+                raise ValueError(f"participants: {name!r} was made on another broker; make "
+                                 "the participants on the broker you give the runner")
         for step in self.definition.steps:
             participant = self.participants.get(step.participant)
             if participant is None:
