@@ -61,3 +61,27 @@ __all__ = [
     "make_relay", "random_schedule", "run_schedule", "serialise", "skip_rates",
     "try_every_crash_point", "write_event",
 ]
+
+# -- sagas (notebook 05): definitions, saga log, orchestrator, participants, runner --------------
+from .saga import (  # noqa: E402
+    OrchestratorDown,
+    OrderLocked,
+    SagaDefinition,
+    SagaDefinitionError,
+    SagaLog,
+    SagaOrchestrator,
+    SagaRunner,
+    SagaStep,
+    SagaStepperModel,
+    create_order_saga,
+    load_saga_definition,
+    saga_problems,
+    shop_participants,
+    step_states,
+)
+
+__all__ += [
+    "OrchestratorDown", "OrderLocked", "SagaDefinition", "SagaDefinitionError", "SagaLog",
+    "SagaOrchestrator", "SagaRunner", "SagaStep", "SagaStepperModel", "create_order_saga",
+    "load_saga_definition", "saga_problems", "shop_participants", "step_states",
+]

@@ -1,0 +1,413 @@
+"""The saga orchestrator: sends each step as a command, reacts to replies, undoes on failure.
+
+It is plain, synchronous code with four entry points, each a complete reaction:
+
+* ``start(order)``: create the saga and send the first command;
+* ``on_reply(reply)``: a participant answered; go forward, turn back, or retry;
+* ``on_deadline(saga_id)``: a reply deadline passed (a **timeout**) or a backoff ended;
+* ``recover()``: after a restart, pick up every unfinished saga from the saga log.
+
+Every reaction first **records** the transition in the saga log (one local transaction), then
+**acts** (publishes the next command). That order is what makes a crash harmless, see
+:mod:`eda_lab.saga.log`. The orchestrator keeps nothing in memory that matters: it reads the
+saga's state from the log each time, so a fresh instance after a crash knows everything.
+
+What it does when things go wrong:
+
+=================================  ===========================================================
+a step is refused, before or at    compensations of the completed steps, in reverse order;
+the pivot (a business failure)     the saga ends ``compensated``
+a retriable step is refused        sent again (a new attempt) after a backoff
+no reply before the deadline,      treated as a failure; the step's outcome is unknown, so it
+before the pivot                   is compensated too (the participant may have done it)
+no reply at or after the pivot     the same command is sent again after a backoff: the
+                                   participant answers a duplicate with its original reply
+the broker refuses a send          sent again after a backoff (a technical failure)
+a compensation fails or times out  retried with backoff
+retries run out                    the saga stops in ``needs_attention``: visible, never silent
+a duplicate or late reply          ignored: it does not match the command the saga waits for
+=================================  ===========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlite_utils
+
+from ..broker import Broker, BrokerUnavailable
+from ..db import open_db
+from ..faults import crash_point
+from ..messages import Message, command, freeze_json
+from .definition import SagaDefinition
+from .log import (
+    BACKWARD,
+    COMPENSATED,
+    COMPENSATING,
+    COMPLETED,
+    FORWARD,
+    NEEDS_ATTENTION,
+    RUNNING,
+    SagaLog,
+    SagaState,
+    Transition,
+)
+from .participants import commands_topic, replies_topic
+
+BEFORE_RECORD = crash_point(
+    "saga.before_record",
+    "the orchestrator took a reply and died before recording it: the reply is not committed "
+    "on the broker, so it is delivered again after the restart")
+AFTER_RECORD = crash_point(
+    "saga.after_record",
+    "the orchestrator recorded a transition and died before sending the command it decided "
+    "on: recovery sends it from the log")
+AFTER_SEND = crash_point(
+    "saga.after_send",
+    "the orchestrator sent the next command and died before committing the reply it reacted "
+    "to: the reply comes again and is ignored as a duplicate")
+
+REPLY_TIMEOUT_MS = 1_000.0
+RETRY_BACKOFF_MS = 200.0
+BACKOFF_FACTOR = 2.0
+MAX_ATTEMPTS = 3
+_EPSILON_MS = 1e-6  # a timer fires at now + (deadline - now), which may round below deadline
+
+
+def command_id(saga_id: str, step_name: str, direction: str, attempt: int) -> str:
+    """The id of a saga command: the same on every resend, new for each refused attempt.
+
+    Deterministic, so a participant recognises a command sent again after a timeout or a
+    restart as the same command.
+    """
+    return f"{saga_id}:{step_name}:{'do' if direction == FORWARD else 'undo'}:{attempt}"
+
+
+Schedule = Callable[[str, float], None]
+
+
+def check_retry_options(reply_timeout_ms: float, retry_backoff_ms: float, backoff_factor: float,
+                        max_attempts: int) -> None:
+    """Refuse timeouts and retry settings the orchestrator cannot work with, naming each."""
+    for arg, value in (("reply_timeout_ms", reply_timeout_ms),
+                       ("retry_backoff_ms", retry_backoff_ms)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
+    if not isinstance(backoff_factor, (int, float)) or backoff_factor < 1:
+        raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor!r}")
+    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
+        raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+
+
+class SagaOrchestrator:
+    """Runs the sagas of one definition over a broker, recording every transition first.
+
+    ``log`` is the saga log (a :class:`SagaLog`, or a database to keep it in; in-memory when
+    omitted). ``schedule(saga_id, at_ms)``, if given, is called whenever a saga gets a new
+    deadline, so a runner can call :meth:`on_deadline` then; without it, call :meth:`tick`.
+    """
+
+    def __init__(self, definition: SagaDefinition, broker: Broker,
+                 log: SagaLog | sqlite_utils.Database | None = None, *,
+                 reply_timeout_ms: float = REPLY_TIMEOUT_MS,
+                 retry_backoff_ms: float = RETRY_BACKOFF_MS,
+                 backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS,
+                 schedule: Schedule | None = None, name: str = "orchestrator"):
+        if not isinstance(definition, SagaDefinition):
+            raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
+        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
+        self.definition = definition
+        self.broker = broker
+        self.clock = broker.clock
+        if log is None:
+            log = open_db()
+        self.log = log if isinstance(log, SagaLog) else SagaLog(log)
+        self.reply_timeout_ms = float(reply_timeout_ms)
+        self.retry_backoff_ms = float(retry_backoff_ms)
+        self.backoff_factor = float(backoff_factor)
+        self.max_attempts = max_attempts
+        self.schedule = schedule
+        self.name = name
+        self.publish = broker.publish  # a runner may wrap it to wake the reader
+        steps = definition.steps
+        self._steps = steps
+        self._index = {s.name: i for i, s in enumerate(steps)}
+        self._last = len(steps) - 1
+        pivot = definition.pivot_index
+        # A step may still turn the saga back when it fails: every step before the pivot, and
+        # the pivot itself (a refusal there is the "no-go").
+        self._may_turn_back = [pivot is None or i <= pivot for i in range(len(steps))]
+        self._before_pivot = [pivot is None or i < pivot for i in range(len(steps))]
+        self._topics = {s.participant: commands_topic(s.participant) for s in steps}
+        for topic in self._topics.values():
+            broker.create_topic(topic)
+        self.reply_topics = sorted({replies_topic(s.participant) for s in steps})
+        for topic in self.reply_topics:
+            broker.create_topic(topic)
+        # Sagas this instance knows are unfinished (filled by start and recover): lets a runner
+        # tell when it is done without a query per event.
+        self.open: set[str] = set()
+
+    # -- the four entry points -------------------------------------------------------------
+    def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:
+        """Create a saga for ``order`` (a dict with at least ``order_id``) and send step 1."""
+        if not isinstance(order, Mapping):
+            raise TypeError(f"order must be a dict such as {{'order_id': 'order-1', ...}}, "
+                            f"got {type(order).__name__}")
+        order_id = order.get("order_id")
+        if not isinstance(order_id, str) or not order_id:
+            raise ValueError(f"order['order_id'] must be a non-empty string, got {order_id!r}")
+        freeze_json(order, "order")  # refuse what cannot travel in a message, before writing
+        if saga_id is None:
+            saga_id = self.next_saga_id()
+        elif not isinstance(saga_id, str) or not saga_id:
+            raise ValueError(f"saga_id must be a non-empty string or None, got {saga_id!r}")
+        now = self.clock.now
+        first = self._steps[0]
+        cid = command_id(saga_id, first.name, FORWARD, 1)
+        state = SagaState(saga_id, self.definition.name, order_id, dict(order), RUNNING, 0,
+                          FORWARD, 1, 1, cid, True, now + self.reply_timeout_ms, (), "", now, now)
+        transitions = [("started", None, None, None, f"for {order_id}"),
+                       ("step_sent", first.name, 1, cid, first.action)]
+        self.log.begin(state, transitions, now)
+        self._after_record(state, transitions, now)
+        return saga_id
+
+    def on_reply(self, reply: Message) -> str:
+        """React to a participant's reply; returns the last transition, or 'ignored'."""
+        now = self.clock.now
+        faults = self.broker.faults
+        faults.check(BEFORE_RECORD, trace=self.broker.trace, now=now, actor=self.name)
+        headers = reply.headers
+        saga_id = headers.get("saga_id", reply.key)
+        state = self.log.get(saga_id)
+        wanted = headers.get("command_id")
+        if state is None or state.finished or state.command_id != wanted:
+            why = ("for an unknown saga" if state is None else
+                   f"the saga is {state.status}" if state.finished else
+                   "it answers a command the saga no longer waits for")
+            self.broker.trace.add(now, "ignore", self.name, None, None, None, saga_id, reply.id,
+                                  reply.type, f"duplicate or late reply: {why}")
+            return "ignored"
+        succeeded = headers.get("outcome") == "succeeded"
+        detail = str(reply.payload.get("detail", ""))
+        step = self._steps[state.step]
+        if state.direction == FORWARD:
+            if succeeded:
+                transitions: list[Transition] = [
+                    ("step_succeeded", step.name, state.attempt, wanted, detail)]
+                new = self._forward_from(state, state.step + 1, transitions, now)
+            else:
+                transitions = [("step_failed", step.name, state.attempt, wanted, detail)]
+                if self._may_turn_back[state.step]:
+                    new = self._turn_back(state, False, detail, transitions, now)
+                else:
+                    new = self._next_attempt(state, detail, transitions, now)
+        elif succeeded:
+            transitions = [("compensation_succeeded", step.name, state.attempt, wanted, detail)]
+            new = self._backward_to(state, state.plan, transitions, now)
+        else:
+            transitions = [("compensation_failed", step.name, state.attempt, wanted, detail)]
+            new = self._next_attempt(state, detail, transitions, now)
+        return self._act(new, transitions, now)
+
+    def on_deadline(self, saga_id: str) -> str | None:
+        """A deadline passed: resend after a backoff, or handle a reply timeout.
+
+        Returns the last transition, or None when nothing was due (a stale timer).
+        """
+        now = self.clock.now
+        state = self.log.get(saga_id)
+        if (state is None or state.finished or state.deadline_ms is None
+                or state.deadline_ms > now + _EPSILON_MS):
+            return None
+        step = self._steps[state.step]
+        forward = state.direction == FORWARD
+        if not state.awaiting:  # a backoff ended: send (again)
+            new = state.but(awaiting=True, deadline_ms=now + self.reply_timeout_ms)
+            transitions: list[Transition] = [
+                ("step_sent" if forward else "compensation_sent", step.name, state.attempt,
+                 state.command_id, f"{self._command_type(state)} (try {state.tries})")]
+            return self._act(new, transitions, now)
+        why = f"no reply within {self.reply_timeout_ms:g} ms"
+        transitions = [("step_timed_out" if forward else "compensation_timed_out", step.name,
+                        state.attempt, state.command_id, why)]
+        if forward and self._before_pivot[state.step]:
+            # Outcome unknown: undo this step as well (undoing what never happened is a no-op).
+            new = self._turn_back(state, True, f"{step.name}: {why}", transitions, now)
+        else:
+            new = self._resend_later(state, why, transitions, now)
+        return self._act(new, transitions, now)
+
+    def recover(self) -> list[str]:
+        """Resume every unfinished saga of this definition from the log; their ids.
+
+        A saga waiting for a reply gets its command sent again (it may never have left: the
+        crash may have come between recording and sending); one waiting out a backoff gets
+        its timer back.
+        """
+        resumed = []
+        for state in self.log.unfinished(self.definition.name):
+            now = self.clock.now
+            self.open.add(state.saga_id)
+            step = self._steps[state.step]
+            if state.awaiting:
+                new = state.but(deadline_ms=now + self.reply_timeout_ms)
+                detail = f"sends {self._command_type(state)} again"
+            else:
+                new = state
+                detail = f"waits until {state.deadline_ms:g} ms to send {self._command_type(state)}"
+            self._act(new, [("resumed", step.name, state.attempt, state.command_id, detail)], now)
+            resumed.append(state.saga_id)
+        return resumed
+
+    def tick(self) -> list[str]:
+        """Handle every deadline that has passed (for use without a ``schedule`` hook)."""
+        done = []
+        for saga_id in self.due():
+            if self.on_deadline(saga_id) is not None:
+                done.append(saga_id)
+        return done
+
+    def due(self) -> list[str]:
+        """The unfinished sagas whose deadline has passed."""
+        rows = self.log.db.execute(
+            "SELECT saga_id FROM sagas WHERE status IN (?, ?) AND deadline_ms <= ? "
+            "ORDER BY deadline_ms, saga_id", (RUNNING, COMPENSATING, self.clock.now))
+        return [r[0] for r in rows]
+
+    def next_saga_id(self) -> str:
+        """A fresh saga id, ``saga-0001``, ``saga-0002``, ... (from the log: survives restarts)."""
+        row = self.log.db.execute("SELECT max(rowid) FROM sagas").fetchone()
+        return f"saga-{(row[0] or 0) + 1:04d}"
+
+    # -- deciding the next state -----------------------------------------------------------
+    def _forward_from(self, state: SagaState, index: int, transitions: list,
+                      now: float) -> SagaState:
+        if index > self._last:
+            transitions.append(("completed", None, None, None, ""))
+            return state.but(status=COMPLETED, command_id=None, awaiting=False, deadline_ms=None)
+        step = self._steps[index]
+        cid = command_id(state.saga_id, step.name, FORWARD, 1)
+        transitions.append(("step_sent", step.name, 1, cid, step.action))
+        return state.but(step=index, attempt=1, tries=1, command_id=cid, awaiting=True,
+                         deadline_ms=now + self.reply_timeout_ms)
+
+    def _turn_back(self, state: SagaState, include_current: bool, reason: str, transitions: list,
+                   now: float) -> SagaState:
+        """Start compensating: the completed steps (and the current one, if its outcome is
+        unknown) that have a compensation, last first."""
+        undo = self.definition.compensation_order(state.step, include_failed=include_current)
+        plan = tuple(self._index[s.name] for s in undo)
+        state = state.but(reason=reason)
+        if plan:
+            names = ", ".join(self._steps[i].name for i in plan)
+            transitions.append(("compensating", None, None, None, f"undo in this order: {names}"))
+        return self._backward_to(state, plan, transitions, now)
+
+    def _backward_to(self, state: SagaState, plan: tuple[int, ...], transitions: list,
+                     now: float) -> SagaState:
+        if not plan:
+            transitions.append(("compensated", None, None, None, state.reason))
+            return state.but(status=COMPENSATED, direction=BACKWARD, plan=(), command_id=None,
+                             awaiting=False, deadline_ms=None)
+        index, rest = plan[0], plan[1:]
+        step = self._steps[index]
+        cid = command_id(state.saga_id, step.name, BACKWARD, 1)
+        transitions.append(("compensation_sent", step.name, 1, cid, step.compensation))
+        return state.but(status=COMPENSATING, direction=BACKWARD, step=index, plan=rest, attempt=1,
+                         tries=1, command_id=cid, awaiting=True,
+                         deadline_ms=now + self.reply_timeout_ms)
+
+    def _backoff(self, n: int) -> float:
+        return self.retry_backoff_ms * self.backoff_factor ** (n - 1)
+
+    def _next_attempt(self, state: SagaState, why: str, transitions: list, now: float) -> SagaState:
+        """A refused command that must not turn the saga back: a new attempt after a backoff."""
+        if state.attempt >= self.max_attempts:
+            return self._needs_attention(state, f"refused {state.attempt} times, last: {why}",
+                                         transitions)
+        attempt = state.attempt + 1
+        step = self._steps[state.step]
+        cid = command_id(state.saga_id, step.name, state.direction, attempt)
+        wait = self._backoff(state.attempt)
+        transitions.append(("retry_scheduled", step.name, attempt, cid,
+                            f"attempt {attempt} in {wait:g} ms"))
+        return state.but(attempt=attempt, tries=1, command_id=cid, awaiting=False,
+                         deadline_ms=now + wait)
+
+    def _resend_later(self, state: SagaState, why: str, transitions: list, now: float) -> SagaState:
+        """No answer (a timeout, a refused send): the same command again after a backoff."""
+        if state.tries >= self.max_attempts:
+            return self._needs_attention(state, f"{state.tries} tries unanswered: {why}",
+                                         transitions)
+        wait = self._backoff(state.tries)
+        transitions.append(("retry_scheduled", self._steps[state.step].name, state.attempt,
+                            state.command_id, f"try {state.tries + 1} in {wait:g} ms"))
+        return state.but(tries=state.tries + 1, awaiting=False, deadline_ms=now + wait)
+
+    def _needs_attention(self, state: SagaState, reason: str, transitions: list) -> SagaState:
+        transitions.append(("needs_attention", self._steps[state.step].name, state.attempt,
+                            state.command_id, reason))
+        return state.but(status=NEEDS_ATTENTION, awaiting=False, deadline_ms=None,
+                         reason=reason)
+
+    def _command_type(self, state: SagaState) -> str:
+        step = self._steps[state.step]
+        return step.action if state.direction == FORWARD else step.compensation
+
+    # -- recording, then acting --------------------------------------------------------------
+    def _act(self, state: SagaState, transitions: list, now: float) -> str:
+        """Record the transitions and the new state (one transaction), then act on them."""
+        self.log.record(state, transitions, now)
+        self._after_record(state, transitions, now)
+        return transitions[-1][0]
+
+    def _after_record(self, state: SagaState, transitions: list, now: float) -> None:
+        trace = self.broker.trace
+        faults = self.broker.faults
+        if trace.enabled:
+            for transition, step, _attempt, cid, detail in transitions:
+                what = transition if step is None else f"{transition} {step}"
+                trace.add(now, "saga", self.name, None, None, None, state.saga_id, cid, None,
+                          f"{what}: {detail}" if detail else what)
+        if state.finished:
+            self.open.discard(state.saga_id)
+        else:
+            self.open.add(state.saga_id)
+            if self.schedule is not None and state.deadline_ms is not None:
+                self.schedule(state.saga_id, state.deadline_ms)
+        faults.check(AFTER_RECORD, trace=trace, now=now, actor=self.name)
+        if state.awaiting and not state.finished:
+            self._send(state, now)
+        faults.check(AFTER_SEND, trace=trace, now=now, actor=self.name)
+
+    def _send(self, state: SagaState, now: float) -> None:
+        step = self._steps[state.step]
+        message = command(
+            self._command_type(state), state.saga_id, state.payload,
+            headers={"saga_id": state.saga_id, "step": step.name, "direction": state.direction,
+                     "attempt": str(state.attempt)},
+            id=state.command_id, clock=self.clock)
+        try:
+            self.publish(self._topics[step.participant], message)
+        except BrokerUnavailable as error:
+            self._send_failed(state, str(error), now)
+
+    def _send_failed(self, state: SagaState, error: str, now: float) -> None:
+        """The broker refused the command: a technical failure, retried with backoff."""
+        step = self._steps[state.step]
+        transitions: list[Transition] = [
+            ("send_failed", step.name, state.attempt, state.command_id, error)]
+        if (state.tries >= self.max_attempts and state.direction == FORWARD
+                and self._before_pivot[state.step]):
+            new = self._turn_back(state, True, f"{step.name}: the broker refused "
+                                  f"{state.tries} sends", transitions, now)
+        else:
+            new = self._resend_later(state, "the broker refused the send", transitions, now)
+        self._act(new, transitions, now)
+
+    def __repr__(self) -> str:
+        return (f"SagaOrchestrator({self.definition.name!r}, open={len(self.open)}, "
+                f"reply_timeout_ms={self.reply_timeout_ms:g})")

@@ -1,0 +1,430 @@
+"""Running sagas on the clock: the orchestrator and every participant as service processes.
+
+The orchestrator and the participants are plain code (``on_reply``, ``on_command``). This
+module only decides *when* they run, on the simulated clock:
+
+* each service reads its topic through a real consumer of the broker; a message sent to it
+  is taken ``latency_ms`` later (the hop), handled, and its offset committed. A crash before
+  the commit means the message is delivered again;
+* a service that crashes comes back ``restart_after_ms`` later. A restarted orchestrator is a
+  **new object** reading the saga log, and it resumes every unfinished saga from there;
+* the orchestrator's deadlines (reply timeouts, backoffs) become timers on the clock.
+
+``step()`` advances to the next thing that happens and returns its trace records (the Saga
+Orchestrator Stepper calls it once per click); ``run()`` goes on until every saga is finished
+and no message is left in flight. Many sagas can run at once, on a broker, clock, trace and
+fault plan shared with the rest of a simulation.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..broker import Broker, BrokerError, BrokerUnavailable
+from ..clock import Clock
+from ..db import open_db
+from ..faults import Crash, FaultPlan
+from ..messages import Message
+from ..trace import Trace, TraceRecord
+from .checks import saga_problems
+from .definition import SagaDefinition, load_saga_definition
+from .log import SagaLog
+from .orchestrator import (
+    BACKOFF_FACTOR,
+    MAX_ATTEMPTS,
+    REPLY_TIMEOUT_MS,
+    RETRY_BACKOFF_MS,
+    SagaOrchestrator,
+    check_retry_options,
+)
+from .participants import Participant, check_outcomes, shop_participants
+
+DATA = Path(__file__).resolve().parent.parent.parent / "data"
+CREATE_ORDER_SAGA = DATA / "create_order_saga.json"
+LATENCY_MS = 10.0          # one hop: from sending a message to its receiver taking it
+RESTART_AFTER_MS = 300.0   # how long a crashed service stays down
+REDELIVERY_MS = 50.0       # how soon a consumer polls again after a lost or held delivery
+LOG_FILE = "saga_log.db"
+
+
+def create_order_saga() -> SagaDefinition:
+    """The shop's Create Order saga, loaded from ``data/create_order_saga.json``."""
+    return load_saga_definition(CREATE_ORDER_SAGA)
+
+
+class OrchestratorDown(RuntimeError):  # noqa: N818 - reads as a state, like BrokerUnavailable
+    """The orchestrator crashed and has not restarted yet: it cannot start a saga now."""
+
+
+class ServiceProcess:
+    """One service on the clock, reading its topics through a consumer of the broker.
+
+    It sleeps until a message is sent to it and wakes ``latency_ms`` later (the hop from the
+    sender). Awake, it takes what is waiting, up to ``max_batch`` messages per event (one by
+    default, so a step shows one message): hands each to ``handle`` and commits its offset.
+    Handling takes no simulated time, so many sagas do not queue behind one another. Nothing
+    polls while there is nothing to do.
+    """
+
+    def __init__(self, runner: SagaRunner, name: str, topics: list[str],
+                 handle: Callable[[Message], Any], latency_ms: float, max_batch: int = 1):
+        self.runner = runner
+        self.name = name
+        self.handle = handle
+        self.latency_ms = latency_ms
+        self.max_batch = max_batch
+        # Its own consumer group: on a broker shared with other code, a "shipping" group that
+        # reads the orders topic is someone else's.
+        self.group = f"saga-{name}"
+        self.consumer = runner.broker.consumer(self.group, topics, name=name)
+        self.wake_at: float | None = None
+        self.up = True
+        self.crashes = 0
+
+    def ring(self, delay_ms: float | None = None) -> None:
+        """Wake up ``delay_ms`` from now (one hop by default), unless already due sooner."""
+        if not self.up:
+            return
+        clock = self.runner.clock
+        at = clock.now + (self.latency_ms if delay_ms is None else delay_ms)
+        if self.wake_at is not None and self.wake_at <= at:
+            return
+        self.wake_at = at
+        clock.timeout(at - clock.now).callbacks.append(functools.partial(self._wake, at))
+
+    def _wake(self, at: float, _event=None) -> None:
+        if self.wake_at != at or not self.up:
+            return  # replaced by an earlier wake, or the service crashed meanwhile
+        self.wake_at = None
+        runner = self.runner
+        broker = runner.broker
+        faults = broker.faults
+        now = broker.clock.now
+        if faults.outages and faults.is_down(self.name, now):
+            end = max(o.end_ms for o in faults.outages
+                      if o.target == self.name and o.mode == "down" and o.covers(now))
+            broker.trace.add(now, "unavailable", self.name,
+                             detail=f"down until {end:g} ms: its messages wait in the broker")
+            runner.actions += 1
+            self.ring(end - now)
+            return
+        consumer = self.consumer
+        deliveries = consumer.poll(self.max_batch)
+        if not deliveries:
+            if consumer.lag:  # lost on the way or held back: the broker delivers it again
+                self.ring(runner.redelivery_ms)
+            return
+        runner.actions += 1
+        for delivery in deliveries:
+            try:
+                self.handle(delivery.message)
+            except Crash:
+                runner.crashed(self)
+                return
+            except BrokerUnavailable:
+                consumer.seek_to_committed()  # the reply did not go out: take it again later
+                self.ring(runner.redelivery_ms)
+                return
+            try:
+                consumer.commit(delivery)
+            except BrokerError:
+                pass  # not stored: the message comes again, and duplicates are harmless
+        if consumer.lag:
+            self.ring(0.0)  # more is waiting: take the next one now, as a separate event
+
+    def __repr__(self) -> str:
+        return f"ServiceProcess({self.name!r}, {'up' if self.up else 'down'})"
+
+
+class SagaRunner:
+    """The orchestrator, its saga log and the participants, scheduled on one clock.
+
+    >>> runner = SagaRunner()
+    >>> saga_id = runner.start({"order_id": "order-1", "customer": "alice", "sku": "book",
+    ...                         "quantity": 1, "amount": 20.0})
+    >>> runner.run()
+    >>> runner.status(saga_id)
+    'completed'
+
+    ``outcomes`` scripts the participants (``{"AuthorizePayment": "fail"}``); a
+    :class:`FaultPlan` on the broker crashes processes at named points (``saga.after_record``),
+    loses, duplicates or delays messages. ``directory`` keeps every database in a file there
+    (``order.db``, ..., ``saga_log.db``); without it they live in memory. ``max_batch`` lets a
+    service take several waiting messages per event (faster with many sagas at once; the
+    stepper keeps 1, so each step shows one message).
+    """
+
+    def __init__(self, definition: SagaDefinition | None = None, *, broker: Broker | None = None,
+                 faults: FaultPlan | None = None,
+                 participants: Mapping[str, Participant] | None = None,
+                 directory: str | Path | None = None,
+                 outcomes: Mapping[str, Any] | None = None,
+                 stock: Mapping[str, int] | None = None,
+                 accounts: Mapping[str, float] | None = None,
+                 latency_ms: float = LATENCY_MS, restart_after_ms: float = RESTART_AFTER_MS,
+                 redelivery_ms: float = REDELIVERY_MS, reply_timeout_ms: float = REPLY_TIMEOUT_MS,
+                 retry_backoff_ms: float = RETRY_BACKOFF_MS,
+                 backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS,
+                 max_batch: int = 1):
+        self.definition = definition if definition is not None else create_order_saga()
+        if not isinstance(self.definition, SagaDefinition):
+            raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
+        for arg, value in (("latency_ms", latency_ms), ("restart_after_ms", restart_after_ms),
+                           ("redelivery_ms", redelivery_ms)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
+        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+            raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+        if broker is not None and faults is not None:
+            raise ValueError("pass faults to the Broker you give, or let the runner make the "
+                             "broker; not both")
+        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
+        script = check_outcomes(outcomes, list(self.definition.commands))
+        if participants is not None and (stock is not None or accounts is not None):
+            raise ValueError("stock and accounts set up the default participants; give them to "
+                             "your own participants instead")
+        # Everything is checked: only now is anything created (on disk, with a directory).
+        self.broker = broker if broker is not None else Broker(Clock(), Trace(), faults)
+        self.clock: Clock = self.broker.clock
+        self.trace: Trace = self.broker.trace
+        self.directory = None if directory is None else Path(directory)
+        if self.directory is not None:
+            if self.directory.exists() and not self.directory.is_dir():
+                raise ValueError(f"directory must be a folder for the databases, got the file "
+                                 f"{str(self.directory)!r}")
+            self.directory.mkdir(parents=True, exist_ok=True)
+        if participants is None:
+            participants = shop_participants(
+                self.broker, self._participant_dbs(), stock=stock, accounts=accounts)
+        self.participants: dict[str, Participant] = dict(participants)
+        self._check_participants()
+        for participant in self.participants.values():
+            mine = {c: v for c, v in script.items() if participant.handles(c)}
+            if mine or outcomes is not None:
+                participant.set_outcomes(mine)
+        self.latency_ms = float(latency_ms)
+        self.restart_after_ms = float(restart_after_ms)
+        self.redelivery_ms = float(redelivery_ms)
+        self._orchestrator_options = {
+            "reply_timeout_ms": reply_timeout_ms, "retry_backoff_ms": retry_backoff_ms,
+            "backoff_factor": backoff_factor, "max_attempts": max_attempts}
+        self.actions = 0          # things that happened (what step() waits for)
+        self.restarts = 0
+        self._incarnation = 0     # the orchestrator's life; timers of a dead one do nothing
+        self._deadlines: dict[str, float] = {}
+        self._log_db = self._open_log_db()
+        self.orchestrator: SagaOrchestrator | None = self._new_orchestrator()
+        self.log: SagaLog = self.orchestrator.log
+        self._readers: dict[str, ServiceProcess] = {}
+        self.processes: dict[str, ServiceProcess] = {}
+        for name, participant in self.participants.items():
+            process = ServiceProcess(self, name, [participant.topic], participant.on_command,
+                                     self.latency_ms, max_batch)
+            participant.publish = self._publish
+            self.processes[name] = process
+            self._readers[participant.topic] = process
+        self.orchestrator_process = ServiceProcess(
+            self, self.orchestrator.name, self.orchestrator.reply_topics, self._on_reply,
+            self.latency_ms, max_batch)
+        self.processes[self.orchestrator.name] = self.orchestrator_process
+        for topic in self.orchestrator.reply_topics:
+            self._readers[topic] = self.orchestrator_process
+        self._resume()
+
+    # -- wiring --------------------------------------------------------------------------
+    def _participant_dbs(self) -> dict[str, sqlite_utils.Database]:
+        if self.directory is None:
+            return {}
+        return {name: open_db(self.directory / f"{name}.db")
+                for name in ("order", "inventory", "payment", "shipping")}
+
+    def _open_log_db(self) -> sqlite_utils.Database:
+        return open_db(None if self.directory is None else self.directory / LOG_FILE)
+
+    def _check_participants(self) -> None:
+        for name, participant in self.participants.items():
+            if participant.broker is not self.broker:
+                raise ValueError(f"participants: {name!r} was made on another broker; make "
+                                 "the participants on the broker you give the runner")
+        for step in self.definition.steps:
+            participant = self.participants.get(step.participant)
+            if participant is None:
+                raise ValueError(f"participants: step {step.name!r} needs a participant named "
+                                 f"{step.participant!r}; given: {', '.join(self.participants)}")
+            for command_type in step.commands:
+                if not participant.handles(command_type):
+                    raise ValueError(
+                        f"participant {step.participant!r} does not handle {command_type!r} "
+                        f"(step {step.name!r}); it handles {', '.join(participant.handlers)}")
+
+    def _new_orchestrator(self) -> SagaOrchestrator:
+        orchestrator = SagaOrchestrator(self.definition, self.broker, SagaLog(self._log_db),
+                                        schedule=self._schedule, **self._orchestrator_options)
+        orchestrator.publish = self._publish
+        return orchestrator
+
+    def _publish(self, topic: str, message: Message) -> tuple[int, int]:
+        """Publish through the real broker, then wake the service that reads ``topic``."""
+        placed = self.broker.publish(topic, message)
+        reader = self._readers.get(topic)
+        if reader is not None:
+            reader.ring()
+        return placed
+
+    def _on_reply(self, message: Message) -> None:
+        self.orchestrator.on_reply(message)
+
+    def _schedule(self, saga_id: str, at_ms: float) -> None:
+        self._deadlines[saga_id] = at_ms
+        incarnation = self._incarnation
+        self.clock.timeout(max(0.0, at_ms - self.clock.now)).callbacks.append(
+            lambda _event: self._deadline(saga_id, at_ms, incarnation))
+
+    def _deadline(self, saga_id: str, at_ms: float, incarnation: int) -> None:
+        orchestrator = self.orchestrator
+        if (incarnation != self._incarnation or orchestrator is None
+                or self._deadlines.get(saga_id) != at_ms or saga_id not in orchestrator.open):
+            return  # a newer deadline replaced it, the saga finished, or its process died
+        try:
+            if orchestrator.on_deadline(saga_id) is not None:
+                self.actions += 1
+        except Crash:
+            self.crashed(self.orchestrator_process)
+
+    # -- crashes and restarts --------------------------------------------------------------
+    def crashed(self, process: ServiceProcess) -> None:
+        """``process`` died: it stops, forgets what it did not commit, and restarts later."""
+        self.actions += 1
+        process.up = False
+        process.wake_at = None
+        process.crashes += 1
+        process.consumer.crash()
+        if process is self.orchestrator_process:
+            self.orchestrator = None
+            self._incarnation += 1
+            self._deadlines.clear()
+        self.clock.timeout(self.restart_after_ms).callbacks.append(
+            lambda _event: self._restart(process))
+
+    def _restart(self, process: ServiceProcess) -> None:
+        self.actions += 1
+        self.restarts += 1
+        process.consumer = self.broker.consumer(process.group, name=process.name)
+        process.up = True
+        self.trace.add(self.clock.now, "restart", process.name,
+                       detail="back after a crash" + (": resumes sagas from the saga log"
+                                                      if process is self.orchestrator_process
+                                                      else ""))
+        if process is self.orchestrator_process:
+            if self.directory is not None:  # a new process opens its database anew
+                self._log_db.conn.close()
+                self._log_db = self._open_log_db()
+            self.orchestrator = self._new_orchestrator()
+            self.log = self.orchestrator.log
+            if not self._resume():
+                return
+        process.ring()
+
+    def _resume(self) -> bool:
+        """Let the (new) orchestrator resume the unfinished sagas; False if it crashed."""
+        try:
+            self.orchestrator.recover()
+        except Crash:
+            self.crashed(self.orchestrator_process)
+            return False
+        return True
+
+    # -- what a notebook calls --------------------------------------------------------------
+    def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:
+        """Start a saga for ``order`` now; returns its id (``saga-0001``, ...)."""
+        orchestrator = self.orchestrator
+        if orchestrator is None:
+            raise OrchestratorDown(
+                f"the orchestrator crashed and restarts {self.restart_after_ms:g} ms after its "
+                f"crash (now: {self.clock.now:g} ms); run the clock on, then start the saga")
+        if saga_id is None:
+            saga_id = orchestrator.next_saga_id()
+        try:
+            orchestrator.start(order, saga_id)
+        except Crash:
+            self.crashed(self.orchestrator_process)
+        self.actions += 1
+        return saga_id
+
+    def step(self) -> list[TraceRecord]:
+        """Advance the clock to the next thing that happens; its trace records.
+
+        One message handled by one service, one deadline, one crash or restart. An empty list
+        means nothing is left to happen.
+        """
+        before_actions = self.actions
+        before_trace = len(self.trace)
+        clock = self.clock
+        while self.actions == before_actions:
+            if not clock.step():
+                break
+        return self.trace.tail(len(self.trace) - before_trace)
+
+    @property
+    def busy(self) -> bool:
+        """True while a saga is unfinished, a message is in flight or a service is down."""
+        return (self.orchestrator is None or bool(self.orchestrator.open)
+                or any(p.wake_at is not None or not p.up for p in self.processes.values()))
+
+    def run(self, until_ms: float | None = None) -> None:
+        """Run until every saga is finished and nothing is in flight (or until ``until_ms``)."""
+        clock = self.clock
+        if until_ms is not None and until_ms < clock.now:
+            raise ValueError(f"until_ms ({until_ms}) is before now ({clock.now:g} ms)")
+        while self.busy:
+            next_at = clock.next_event_at()
+            if next_at == float("inf") or (until_ms is not None and next_at > until_ms):
+                break
+            clock.step()
+
+    # -- reading the outcome -----------------------------------------------------------------
+    def status(self, saga_id: str) -> str | None:
+        """The saga's status from the log: running, compensating, completed, compensated,
+        needs_attention (None for an unknown saga)."""
+        state = self.log.get(saga_id)
+        return None if state is None else state.status
+
+    def history(self, saga_id: str | None = None):
+        """The saga log as a table (of one saga, if given)."""
+        return self.log.frame(saga_id)
+
+    def data(self) -> dict[str, dict[str, list[dict]]]:
+        """Each service's business data: service -> table -> rows."""
+        return {name: p.tables() for name, p in self.participants.items()}
+
+    def tables(self) -> dict:
+        """Each service's tables as pandas tables, named ``service.table``."""
+        import pandas as pd
+
+        return {f"{service}.{name}": pd.DataFrame(rows)
+                for service, tables in self.data().items() for name, rows in tables.items()}
+
+    def effects(self, saga_id: str) -> dict[str, str]:
+        """What each step of ``saga_id`` left in its participant's own data: done, undone, none."""
+        return {step.name: self.participants[step.participant].effect(saga_id, step.action)
+                for step in self.definition.steps}
+
+    def problems(self, saga_id: str) -> list[str]:
+        """What is wrong with ``saga_id`` once finished (see :func:`saga_problems`)."""
+        return saga_problems(self.definition, self.log, self.participants, saga_id)
+
+    def timeline(self, kinds: tuple[str, ...] = ("publish", "handle", "ignore", "saga", "crash",
+                                                 "restart", "lost", "drop", "unavailable")):
+        """The trace as a table, the kinds that tell the saga's story."""
+        frame = self.trace.frame()
+        return frame[frame["kind"].isin(kinds)].reset_index(drop=True)
+
+    def __repr__(self) -> str:
+        open_sagas = "down" if self.orchestrator is None else len(self.orchestrator.open)
+        return (f"SagaRunner({self.definition.name!r}, now={self.clock.now:g} ms, "
+                f"open sagas={open_sagas}, participants={list(self.participants)})")
