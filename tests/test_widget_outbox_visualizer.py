@@ -163,3 +163,16 @@ def test_an_armed_failure_shows_on_its_box_before_it_fires():
     assert "⚡ broker down" in viz.diagram.value
     viz.relay_crash.value = False
     assert "relay crash after publish" not in viz.diagram.value
+
+
+def test_every_action_reports_in_the_status_line_even_when_there_is_nothing_to_do():
+    viz = OutboxVisualizer()
+    viz.run_button.click()
+    first = viz.status.value
+    assert "nothing left to do" in first
+    viz.run_button.click()
+    assert viz.status.value != first  # numbered: a repeated action still shows
+    viz.place.click()
+    assert "queued" in viz.status.value
+    viz.run_button.click()
+    assert "steps, then nothing left to do" in viz.status.value and viz.model.report().applied == 1

@@ -218,11 +218,13 @@ class OutboxVisualizer:
         for name, control in controls.items():
             control.add_class("eda-control")
             control.add_class(f"{CSS}-{name}")
+        self.status = widgets.HTML()
         self.diagram = widgets.HTML()
         self.counters = widgets.HTML()
         self.tables = widgets.HTML()
         self.log = widgets.HTML()
-        for name, view in (("diagram", self.diagram), ("counters", self.counters),
+        for name, view in (("status", self.status), ("diagram", self.diagram),
+                           ("counters", self.counters),
                            ("tables", self.tables), ("log", self.log)):
             view.add_class("eda-view")
             view.add_class(f"{CSS}-{name}")
@@ -230,10 +232,11 @@ class OutboxVisualizer:
             widgets.HBox([self.variant, self.inbox]),
             widgets.HBox(list(self.toggles.values())),
             widgets.HBox([self.place, self.step_button, self.run_button, self.reset_button]),
-            self.diagram, self.counters, self.tables, self.log,
+            self.status, self.diagram, self.counters, self.tables, self.log,
         ])
         self.root.add_class(CSS)
         self.model = self._new_model()
+        self.actions = 0
         self.variant.observe(lambda _: self.reset(), names="value")
         self.inbox.observe(lambda _: self.reset(), names="value")
         for toggle in self.toggles.values():
@@ -242,6 +245,7 @@ class OutboxVisualizer:
         self.step_button.on_click(lambda _: self.step())
         self.run_button.on_click(lambda _: self.run())
         self.reset_button.on_click(lambda _: self.reset())
+        self.status.value = "ready: place an order, then step or run"
         self.redraw()
 
     # -- actions -------------------------------------------------------------------------------
@@ -256,16 +260,20 @@ class OutboxVisualizer:
 
     def _apply_failures(self) -> None:
         self.model.set_faults(self.failures())
-        self.redraw()
+        armed = [FAILURES[name][0] for name, t in self.toggles.items() if t.value]
+        self._say("failures armed: " + (", ".join(armed) if armed else "none"))
 
     def place_order(self) -> None:
         self.model.request_order()
-        self.redraw()
+        self._say(f"an order is queued ({self.model.queued} waiting for the service)")
 
     def step(self) -> StepResult | None:
-        self.last_step = self.model.step()
-        self.redraw()
-        return self.last_step
+        step = self.model.step()
+        if step is not None:
+            self.last_step = step
+        self._say(f"step: {step.summary}" if step else
+                  "step: nothing to do (place an order first)")
+        return step
 
     def run(self) -> int:
         """Step until nobody has work (or :data:`RUN_STEPS`); returns the steps taken."""
@@ -276,12 +284,19 @@ class OutboxVisualizer:
                 break
             self.last_step = step
             taken += 1
-        self.redraw()
+        self._say(f"run: {taken} steps, then nothing left to do" if taken < RUN_STEPS else
+                  f"run: {taken} steps (click run again to go on)")
         return taken
 
     def reset(self) -> None:
         self.model = self._new_model()
         self.last_step = None
+        self._say("reset: a fresh service, relay, broker and consumer")
+
+    def _say(self, what: str) -> None:
+        """Report the last action (numbered, so a repeated action still shows) and redraw."""
+        self.actions += 1
+        self.status.value = f"<b>{self.actions}.</b> {html.escape(what)}"
         self.redraw()
 
     # -- views ---------------------------------------------------------------------------------
