@@ -158,11 +158,11 @@ def test_an_armed_failure_shows_on_its_box_before_it_fires():
     before = viz.diagram.value
     viz.relay_crash.value = True
     assert viz.diagram.value != before
-    assert "⚡ relay crash after publish" in viz.diagram.value
+    assert "⚡ crash after publish" in viz.diagram.value
     viz.broker_down.value = True
-    assert "⚡ broker down" in viz.diagram.value
+    assert "⚡ down" in viz.diagram.value
     viz.relay_crash.value = False
-    assert "relay crash after publish" not in viz.diagram.value
+    assert "crash after publish" not in viz.diagram.value
 
 
 def test_every_action_reports_in_the_status_line_even_when_there_is_nothing_to_do():

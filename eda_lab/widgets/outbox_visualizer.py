@@ -36,8 +36,9 @@ FAILURES = {
     "consumer_crash": ("consumer crash before ack", "consumer.before_commit"),
 }
 # Which box an armed failure belongs to, so the diagram shows it before it fires.
-ARMED_AT = {"broker_down": "broker", "crash_after_commit": "service", "relay_crash": "relay",
-            "consumer_crash": "consumer"}
+ARMED_AT = {"broker_down": ("broker", "down"), "crash_after_commit": ("service", "crash after commit"),
+            "relay_crash": ("relay", "crash after publish"),
+            "consumer_crash": ("consumer", "crash before ack")}
 RUN_STEPS = 60        # the most steps one click of "run" takes (a click stays fast)
 LOG_LINES = 12
 TABLE_ROWS = 6
@@ -114,7 +115,7 @@ def diagram_html(model: OrderPipeline, step: StepResult | None = None,
     bolt and the failure's name, so a learner sees the trap before stepping into it.
     """
     nodes, edges = architecture(model.variant)
-    marks = {ARMED_AT[name]: FAILURES[name][0] for name in armed}
+    marks = dict(ARMED_AT[name] for name in armed)
     nodes = [replace(n, detail=f"⚡ {marks[n.id]}") if n.id in marks else n for n in nodes]
     active, crashed = active_parts(step)
     title = PIPELINES[model.variant] + (f"  |  {step.summary}" if step else "")
