@@ -54,6 +54,7 @@ from .saga.runner import (
     LATENCY_MS,
     REDELIVERY_MS,
     RESTART_AFTER_MS,
+    SagaRunner,
     ServiceProcess,
     create_order_saga,
 )
@@ -562,3 +563,21 @@ def coupling_summary(definition: SagaDefinition,
              "services that know another": len({d.knower for d in deps}),
              "parts involved": _count_services(deps)}
             for name, deps in (("orchestration", orch), ("choreography", chor))]
+
+
+STYLES = ("orchestration", "choreography")
+
+
+def run_saga(style: str, order: Mapping[str, Any], outcomes: Mapping[str, Any] | None = None,
+             **options: Any) -> tuple[SagaRunner | ChoreographyRunner, str]:
+    """One Create Order saga for ``order``, run to its end in ``style``; (runner, saga id).
+
+    The same participants, data and ``outcomes`` either way, so the two can be compared.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    runner_class = SagaRunner if style == "orchestration" else ChoreographyRunner
+    runner = runner_class(outcomes=outcomes, **options)
+    saga_id = runner.start(order)
+    runner.run()
+    return runner, saga_id
