@@ -388,7 +388,9 @@ class ChoreographyRunner:
     def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:
         """The customer's request: publish it to the first service; returns the saga id.
 
-        The saga id correlates every event of this order (``saga-0001``, ...).
+        The saga id correlates every event of this order (``saga-0001``, ...). When the broker
+        refuses the request, :class:`~eda_lab.broker.BrokerUnavailable` is raised and no saga
+        was started: the customer sees the error and may try again.
         """
         if not isinstance(order, Mapping):
             raise TypeError(f"order must be a dict such as {{'order_id': 'order-1', ...}}, "
@@ -407,8 +409,8 @@ class ChoreographyRunner:
                           headers={"saga_id": saga_id, "step": first.name,
                                    "direction": FORWARD, "attempt": "1"},
                           id=command_id(saga_id, first.name, FORWARD, 1), clock=self.clock)
+        self._publish(commands_topic(first.participant), request)  # may raise BrokerUnavailable
         self.started.append(saga_id)
-        self._publish(commands_topic(first.participant), request)
         self.actions += 1
         return saga_id
 
