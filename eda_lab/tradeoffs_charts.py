@@ -104,8 +104,10 @@ def traffic_chart(rows: Sequence[Mapping], ax=None,
             ax.bar_label(bars, fontsize=8)
         ax.set_xticks(list(x), labels)
         ax.set_ylabel("messages for one order")
+        ax.set_ylim(0, 1.3 * max([r["delivered"] for r in rows] + [r["published"] for r in rows]
+                                 + [1]))
         ax.set_title(title)
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper left", ncol=2)
     return ax
 
 

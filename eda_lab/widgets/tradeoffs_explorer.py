@@ -45,8 +45,8 @@ SAMPLE_ORDER = {"order_id": "order-1", "customer": "alice", "sku": "book", "quan
 SCENARIOS = {"all steps succeed": None, "payment refused": {"AuthorizePayment": "fail"}}
 STALE_AFTER_MS = (100, 250, 500, 1000, 2000)
 # Where each part of the shop sits in the coupling graph: the same places in both styles.
-PLACES = {"orchestrator": (300, 140), "order": (90, 140), "inventory": (300, 40),
-          "payment": (510, 140), "shipping": (300, 240)}
+PLACES = {"orchestrator": (250, 125), "order": (65, 125), "inventory": (250, 35),
+          "payment": (435, 125), "shipping": (250, 215)}
 
 
 def _pick(argument: str, value, allowed: Sequence):
@@ -142,7 +142,7 @@ class TradeoffsModel:
 def lag_figure(agreement: Agreement):
     """The agreement lag as a distribution and per order over time, side by side."""
     with chart_style():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.1))
     agreement_histogram(agreement, ax=left)
     agreement_timeline(agreement, ax=right)
     fig.tight_layout()
@@ -156,11 +156,11 @@ def numbers_html(agreement: Agreement, baseline: Agreement | None = None) -> str
         rows.append({"run": "same poll interval, no outage", **baseline.summary()})
     summary = html_table(rows, ["run", "orders", "agreed", "p50_ms", "p95_ms", "max_ms",
                                 "mean_ms"], caption="Agreement lag (ms)")
+    shares = agreement.stale_share(STALE_AFTER_MS)
     stale = html_table(
-        [{"a reader looks (ms after the commit)": r["after_ms"],
-          "share of orders some service does not know yet": r["stale_share"]}
-         for r in agreement.stale_share(STALE_AFTER_MS)],
-        caption="Reading your own write from the slowest copy")
+        [{"a reader looks after (ms)": "share of orders not known everywhere yet",
+          **{str(r["after_ms"]): r["stale_share"] for r in shares}}],
+        caption="Reading your own write from the slowest copy", width=60)
     return (f'<div style="display:flex;gap:18px;flex-wrap:wrap;align-items:flex-start">'
             f"{summary}{stale}</div>")
 
@@ -173,7 +173,7 @@ def coupling_html(dependencies: Sequence[Dependency], title: str = "") -> str:
     the messages behind each arrow as a table."""
     parts = sorted({d.knower for d in dependencies} | {d.known for d in dependencies},
                    key=list(PLACES).index)
-    nodes = [Node(name, name, *PLACES[name], width=110, height=36,
+    nodes = [Node(name, name, *PLACES[name], width=100, height=34,
                   color="#FFE08A" if name == "orchestrator" else "#F5F5F5") for name in parts]
     pairs = {(d.knower, d.known) for d in dependencies}
     edges = []
@@ -185,7 +185,9 @@ def coupling_html(dependencies: Sequence[Dependency], title: str = "") -> str:
                           bend=28 if (d.known, d.knower) in pairs else 0))
     table = html_table([{"who": d.knower, "must know": d.known, "messages": ", ".join(d.messages)}
                         for d in dependencies], caption=f"{len(dependencies)} arrows", width=60)
-    return render_diagram(nodes, edges, width=640, height=270, title=title) + table
+    svg = render_diagram(nodes, edges, width=500, height=240, title=title)
+    return (f'<div style="display:flex;gap:12px;flex-wrap:wrap;align-items:center">{svg}'
+            f"{table}</div>")
 
 
 def styles_html(rows: Sequence[Mapping], story_rows: Sequence[Mapping], style: str) -> str:
@@ -214,7 +216,7 @@ class TradeoffsExplorer:
             description="outage (ms)", style={"description_width": "110px"},
             layout=widgets.Layout(width="360px"))
         self.style_toggle = widgets.ToggleButtons(
-            options=list(STYLES), value=self.model.style, style={"button_width": "110px"},
+            options=list(STYLES), value=self.model.style, style={"button_width": "130px"},
             tooltips=["one orchestrator sends every command and finds the compensations",
                       "each service reacts to the others' events; nobody drives"])
         for control, name, handler in (
