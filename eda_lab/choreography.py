@@ -288,15 +288,7 @@ class ChoreographyRunner:
         if participants is None:
             participants = shop_participants(self.broker, stock=stock, accounts=accounts)
         self.participants: dict[str, Participant] = dict(participants)
-        for name, participant in self.participants.items():
-            if participant.broker is not self.broker:
-                raise ValueError(f"participants: {name!r} was made on another broker; make "
-                                 "the participants on the broker you give the runner")
-        for step in self.definition.steps:
-            participant = self.participants.get(step.participant)
-            if participant is None or not all(participant.handles(c) for c in step.commands):
-                raise ValueError(f"participants: step {step.name!r} needs a service "
-                                 f"{step.participant!r} that handles {', '.join(step.commands)}")
+        self._check_participants()
         for participant in self.participants.values():
             mine = {c: v for c, v in script.items() if participant.handles(c)}
             if mine or outcomes is not None:
@@ -328,6 +320,9 @@ class ChoreographyRunner:
                 self._readers.setdefault(topic, []).append(process)
         for name in self.participants:
             self.broker.create_topic(events_topic(name))
+
+    # The same checks as the orchestrated shop's: on this broker, one per step, handling it.
+    _check_participants = SagaRunner._check_participants
 
     # -- one service's reaction: plain code -------------------------------------------------
     def _react(self, service: str, reactions: Mapping[str, Reaction], message: Message) -> None:
@@ -419,16 +414,8 @@ class ChoreographyRunner:
         """True while a message is on its way to a service or a service is down."""
         return any(p.wake_at is not None or not p.up for p in self.processes.values())
 
-    def run(self, until_ms: float | None = None) -> None:
-        """Run until nothing is left in flight (or until ``until_ms``)."""
-        clock = self.clock
-        if until_ms is not None and until_ms < clock.now:
-            raise ValueError(f"until_ms ({until_ms}) is before now ({clock.now:g} ms)")
-        while self.busy:
-            next_at = clock.next_event_at()
-            if next_at == float("inf") or (until_ms is not None and next_at > until_ms):
-                break
-            clock.step()
+    # The same code as the orchestrated shop's: it reads only ``busy`` and the clock.
+    run = SagaRunner.run
 
     # -- reading the outcome: assembled from the events ----------------------------------------
     def events(self, saga_id: str | None = None) -> list[Message]:
@@ -459,21 +446,11 @@ class ChoreographyRunner:
         """The status of ``saga_id`` (None for a saga this runner never started)."""
         return self.statuses().get(saga_id)
 
-    def data(self) -> dict[str, dict[str, list[dict]]]:
-        """Each service's business data: service -> table -> rows."""
-        return {name: p.tables() for name, p in self.participants.items()}
-
-    def tables(self) -> dict:
-        """Each service's tables as pandas tables, named ``service.table``."""
-        import pandas as pd
-
-        return {f"{service}.{name}": pd.DataFrame(rows)
-                for service, tables in self.data().items() for name, rows in tables.items()}
-
-    def effects(self, saga_id: str) -> dict[str, str]:
-        """What each step of ``saga_id`` left in its service's own data: done, undone, none."""
-        return {step.name: self.participants[step.participant].effect(saga_id, step.action)
-                for step in self.definition.steps}
+    # Each service's business data and what each step left in it, read as for the
+    # orchestrated shop: ``data()``, ``tables()``, ``effects(saga_id)``.
+    data = SagaRunner.data
+    tables = SagaRunner.tables
+    effects = SagaRunner.effects
 
     def expected_compensations(self, saga_id: str) -> list[str]:
         """The steps that must be undone, last first: the ones before the refusal that turned

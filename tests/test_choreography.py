@@ -27,7 +27,7 @@ from eda_lab.choreography import (
     traffic,
     who_knows_whom,
 )
-from eda_lab.saga import SagaRunner
+from eda_lab.saga import SagaRunner, shop_participants
 from eda_lab.saga.checks import applied_compensations
 
 COMMANDS = list(DEFINITION.commands)
@@ -307,10 +307,15 @@ def test_bad_options_are_refused_naming_the_argument(options, message):
         ChoreographyRunner(**options)
 
 
-def test_participants_made_on_another_broker_are_refused():
+def test_participants_made_on_another_broker_or_missing_are_refused():
     other = ChoreographyRunner().participants
     with pytest.raises(ValueError, match="made on another broker"):
         ChoreographyRunner(participants=other)
+    broker = Broker()
+    mine = shop_participants(broker)
+    del mine["shipping"]
+    with pytest.raises(ValueError, match="needs a participant named 'shipping'"):
+        ChoreographyRunner(broker=broker, participants=mine)
 
 
 def test_a_bad_start_is_refused_and_starts_nothing():
