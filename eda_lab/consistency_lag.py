@@ -31,7 +31,7 @@ from .clock import Clock
 from .faults import Crash, FaultPlan, Outage
 from .order_consumer import EFFECTS_TABLE, OrderConsumer
 from .order_service import ORDERS_TABLE, OrderService
-from .relay import POLL_INTERVAL_MS, make_relay
+from .relay import POLL_INTERVAL_MS, Relay, make_relay
 from .trace import Trace
 
 CONSUMERS = ("shipping", "billing", "analytics")
@@ -225,7 +225,7 @@ def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = POLL_INT
     for at in arrivals:
         clock.call_at(at, lambda: _place(service))
     publisher.start()
-    _run_until_agreed(clock, service, readers, arrivals[-1] + outage_start_ms + outage_ms)
+    _run_until_agreed(clock, publisher, readers, arrivals[-1] + outage_start_ms + outage_ms)
 
     committed = committed_times(service.db)
     applied = {reader.name: applied_times(reader.db) for reader in readers}
@@ -255,20 +255,16 @@ def _consume(clock: Clock, plan: FaultPlan, reader: OrderConsumer):
         yield clock.timeout(reader.poll_interval_ms)
 
 
-def _run_until_agreed(clock: Clock, service: OrderService, readers: list[OrderConsumer],
+def _run_until_agreed(clock: Clock, relay: Relay, readers: list[OrderConsumer],
                       quiet_after_ms: float) -> None:
-    """Run past the last order and any outage, then until every consumer has caught up."""
+    """Run past the last order and any outage, then until the relay has published everything
+    and every consumer has caught up (or ``SETTLE_MS`` more have passed)."""
     clock.run(quiet_after_ms)
     deadline = clock.now + SETTLE_MS
     while clock.now < deadline:
         clock.advance(500.0)
-        if all(reader.lag() == 0 for reader in readers) and _outbox_empty(service):
+        if relay.backlog() == 0 and all(reader.lag() == 0 for reader in readers):
             return
-
-
-def _outbox_empty(service: OrderService) -> bool:
-    return service.db.execute(
-        f'SELECT count(*) FROM "{service.outbox_table}" WHERE published_at IS NULL').fetchone()[0] == 0
 
 
 def agreement_sweep(poll_intervals_ms: Iterable[float], outages_ms: Iterable[float],

@@ -68,6 +68,11 @@ def test_every_order_reaches_every_consumer_and_the_lag_is_read_from_their_datab
     assert ((slowest - frame["committed_ms"]).round(6) == frame["lag_ms"].round(6)).all()
 
 
+def test_a_log_tailing_relay_is_measured_the_same_way():
+    result = measure_agreement(60, relay="log-tailing", poll_interval_ms=200, seed=3)
+    assert result.summary()["agreed"] == 60 and max(result.lags()) <= 250
+
+
 def test_a_longer_poll_interval_raises_the_everyday_lag():
     p50 = [measure_agreement(200, poll_interval_ms=p).summary()["p50_ms"] for p in (50, 500)]
     assert p50[0] < p50[1]
