@@ -23,9 +23,7 @@ from ..choreography import (
     STYLES,
     ChoreographyRunner,
     Dependency,
-    choreograph,
     orchestrator_knows,
-    reply_types,
     run_saga,
     story,
     traffic,
@@ -124,11 +122,10 @@ class TradeoffsModel:
 
     def dependencies(self) -> list[Dependency]:
         """Who must know whom in the current style."""
-        definition = create_order_saga()
         if self.style == "orchestration":
-            return orchestrator_knows(definition)
+            return orchestrator_knows(create_order_saga())
         runner, _ = self.saga("choreography", "all steps succeed")
-        return who_knows_whom(choreograph(definition, reply_types(runner.participants)))
+        return who_knows_whom(runner.choreography)
 
     def status(self) -> str:
         outage = (f"analytics down {self.outage_ms / 1000:g} s from t = 1 s" if self.outage_ms
