@@ -85,3 +85,26 @@ __all__ += [
     "SagaOrchestrator", "SagaRunner", "SagaStep", "SagaStepperModel", "create_order_saga",
     "load_saga_definition", "saga_problems", "shop_participants", "step_states",
 ]
+
+# -- trade-offs (notebook 06): agreement lag measured, choreography vs orchestration -----------
+from .choreography import (  # noqa: E402
+    ChoreographyRunner,
+    choreograph,
+    orchestrator_knows,
+    run_saga,
+    who_knows_whom,
+)
+from .consistency_lag import (  # noqa: E402
+    agreement_rows,
+    agreement_sweep,
+    applied_times,
+    broken_promises,
+    committed_times,
+    measure_agreement,
+)
+
+__all__ += [
+    "ChoreographyRunner", "agreement_rows", "agreement_sweep", "applied_times", "broken_promises",
+    "choreograph", "committed_times", "measure_agreement", "orchestrator_knows", "run_saga",
+    "who_knows_whom",
+]

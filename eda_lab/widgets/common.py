@@ -29,8 +29,10 @@ def show_figure(view: widgets.Image, fig) -> None:
 
 def html_table(rows: Sequence[Mapping], columns: Iterable[str] | None = None,
                caption: str = "", highlight: Mapping[int, str] | None = None,
-               empty: str = "(empty)") -> str:
-    """A small, escaped HTML table of ``rows`` (dicts), optionally with coloured rows."""
+               empty: str = "(empty)", width: int = 40) -> str:
+    """A small, escaped HTML table of ``rows`` (dicts), optionally with coloured rows.
+
+    A cell longer than ``width`` characters is cut with an ellipsis."""
     rows = list(rows)
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
     parts = ['<table class="eda-table" style="border-collapse:collapse;font-size:12px">']
@@ -46,7 +48,7 @@ def html_table(rows: Sequence[Mapping], columns: Iterable[str] | None = None,
         color = (highlight or {}).get(i)
         style = f' style="background:{color}"' if color else ""
         parts.append(f"<tr{style}>" + "".join(
-            f'<td style="padding:2px 6px">{html.escape(_short(row.get(c)))}</td>' for c in cols)
+            f'<td style="padding:2px 6px">{html.escape(_short(row.get(c), width))}</td>' for c in cols)
             + "</tr>")
     parts.append("</table>")
     return "".join(parts)
