@@ -44,10 +44,9 @@ def applied_compensations(definition: SagaDefinition, participants: Mapping[str,
     by_command = {s.compensation: s for s in definition.steps if s.compensation}
     done = []
     for participant in {id(p): p for p in participants.values()}.values():
-        for row in participant.replies():
+        for row in participant.replies(saga_id):
             step = by_command.get(row["command_type"])
-            if (step is not None and row["outcome"] == "succeeded"
-                    and row["command_id"].startswith(f"{saga_id}:")):
+            if step is not None and row["outcome"] == "succeeded":
                 done.append((row["replied_ms"], step.name))
     return [name for _, name in sorted(done)]
 
