@@ -103,7 +103,7 @@ class ChaosReport:
     settings: dict[str, Any]
     placed: int                                  # orders the customers tried to place
     committed: int                               # orders the order service committed
-    failed_calls: int                            # orders where the customer saw an error
+    failed_orders: tuple[tuple[str, str], ...]   # (order id, the error the customer saw)
     consistency: dict[str, ConsistencyReport]    # per downstream consumer
     saga_outcomes: dict[str, int]                # saga status -> count
     unfinished: tuple[str, ...]                  # order ids
@@ -257,7 +257,7 @@ def report_of(shop: Shop, storm: FaultPlan, storm_ms: float, settled: bool, wall
     committed = len(shop.truth())
     return ChaosReport(
         settings=dict(settings), placed=shop.placed, committed=committed,
-        failed_calls=len(shop.failed_orders), consistency=shop.consistency(),
+        failed_orders=tuple(shop.failed_orders), consistency=shop.consistency(),
         saga_outcomes=shop.saga_outcomes(), unfinished=tuple(shop.unfinished_orders()),
         saga_problems=tuple(shop.saga_problems()),
         faults_fired=dict(sorted(Counter(point for point, _ in storm.fired).items())),

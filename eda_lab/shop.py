@@ -226,6 +226,11 @@ def _check_setting(name: str, value: Any, allowed: Iterable[Any]) -> None:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def _positive(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a number > 0, got {value!r}")
@@ -276,9 +281,9 @@ class Shop:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an integer, got {seed!r}")
         _check_setting("relay", relay, RELAYS)
-        _check_setting("outbox", outbox, (True, False))
+        _check_bool("outbox", outbox)
         _check_setting("dual_write", dual_write, DUAL_WRITES)
-        _check_setting("inbox", inbox, (True, False))
+        _check_bool("inbox", inbox)
         if isinstance(consumers, str) or not isinstance(consumers, Sequence):
             raise TypeError(f"consumers must be a list of consumer groups from {CONSUMERS}, "
                             f"got {consumers!r}")
