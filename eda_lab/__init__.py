@@ -85,3 +85,9 @@ __all__ += [
     "SagaOrchestrator", "SagaRunner", "SagaStep", "SagaStepperModel", "create_order_saga",
     "load_saga_definition", "saga_problems", "shop_participants", "step_states",
 ]
+
+# -- the whole shop and the chaos lab (notebook 07) ----------------------------------------------
+from .chaos import DEFAULT_RATES, FAMILIES, ChaosReport, chaos_plan, run_chaos  # noqa: E402
+from .shop import Shop  # noqa: E402
+
+__all__ += ["ChaosReport", "DEFAULT_RATES", "FAMILIES", "Shop", "chaos_plan", "run_chaos"]
