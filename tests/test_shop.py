@@ -202,3 +202,14 @@ def test_a_participant_reads_one_sagas_replies_by_its_id():
     assert [r for r in everything if r["command_id"].startswith("saga-order-1:")] == one
     ten = inventory.replies("saga-order-10")   # order-1's range does not hold order-10's
     assert ten and not {r["command_id"] for r in ten} & {r["command_id"] for r in one}
+
+
+def test_compensations_in_the_same_millisecond_are_in_order_but_a_later_earlier_step_is_not():
+    from eda_lab.saga.checks import undone_in_order
+
+    expected = ["reserve_inventory", "create_order"]
+    assert undone_in_order([(5.0, "create_order"), (5.0, "reserve_inventory")], expected)
+    assert undone_in_order([(4.0, "reserve_inventory"), (5.0, "create_order")], expected)
+    assert not undone_in_order([(4.0, "create_order"), (5.0, "reserve_inventory")], expected)
+    assert not undone_in_order([(4.0, "reserve_inventory")], expected)
+    assert not undone_in_order([(4.0, "reserve_inventory"), (4.0, "reserve_inventory")], expected)
