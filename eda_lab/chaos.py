@@ -46,7 +46,7 @@ FAMILY_NAMES = {
     "saga": "orchestrator and participants crash",
 }
 # A storm every part of the shop survives, for the notebook and the lab's first run.
-DEFAULT_RATES = {"order": 0.01, "relay": 0.01, "broker": 0.01, "consumer": 0.01, "saga": 0.002}
+DEFAULT_RATES = {"order": 0.01, "relay": 0.01, "broker": 0.01, "consumer": 0.01, "saga": 0.001}
 
 Progress = Callable[[int, int], Any]
 

@@ -37,7 +37,7 @@ def throughput_chart(report: ChaosReport, ax=None, title: str = "Orders through 
         ax.set_title(title)
         ax.set_xlim(0, seconds)
         ax.set_ylim(bottom=0)
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
     return ax
 
 
@@ -66,7 +66,7 @@ def lag_chart(report: ChaosReport, ax=None,
 def chaos_figure(report: ChaosReport):
     """Both charts side by side (what the Chaos Lab shows), as a Figure."""
     with plt.rc_context(STYLE):
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     throughput_chart(report, left)
     lag_chart(report, right)
     fig.tight_layout()
