@@ -39,6 +39,7 @@ from .consumer import ConsumerWorker
 from .faults import Crash, FaultPlan
 from .messages import Message
 from .order_consumer import OrderConsumer
+from .order_pipeline import _plan  # a dict of fault points or a FaultPlan -> a FaultPlan
 from .order_service import AGGREGATE_TYPE, ORDERS_TABLE, OrderService
 from .outbox import encode_payload, row_to_message, write_event
 from .relay import RELAYS, Relay, make_relay
@@ -235,16 +236,6 @@ def _positive(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a number > 0, got {value!r}")
     return float(value)
-
-
-def _plan(faults: FaultPlan | Mapping[str, Any] | None, seed: int) -> FaultPlan:
-    if faults is None:
-        return FaultPlan(seed=seed)
-    if isinstance(faults, FaultPlan):
-        return faults
-    if isinstance(faults, Mapping):
-        return FaultPlan(faults, seed=seed)
-    raise TypeError(f"faults must be a dict of fault points or a FaultPlan, got {faults!r}")
 
 
 Tick = Callable[[], Any]
