@@ -20,7 +20,8 @@ The safeguards are settings, so a learner can turn one off and watch what it was
 the database then the broker, or the other way round), and ``inbox=False`` makes the
 downstream consumers apply every delivery, duplicates included.
 
-Everything is seeded: the order stream (who buys what), the fault plan, the ids. Databases
+The seed fixes the order stream (who buys what) and the fault plan, so the same settings give
+the same run (message ids repeat too after :func:`~eda_lab.messages.seed_ids`). Databases
 live in memory: each service still has its own, and a chaos run of thousands of orders stays
 fast.
 """
