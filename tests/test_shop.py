@@ -116,8 +116,8 @@ def test_calm_stops_every_fault_and_keeps_what_fired():
 
 def test_the_same_seed_gives_the_same_run_and_another_seed_another_stream():
     def run(seed):
-        shop = Shop(seed=seed, faults={p: 0.05 for p in SHOP_POINTS}, trace=False)
-        shop.run(40)
+        shop = Shop(seed=seed, faults={p: 0.02 for p in SHOP_POINTS}, trace=False)
+        assert shop.run(40)
         return shop.saga_outcomes(), shop.consistency_lags(), shop.faults.fired
 
     assert run(9) == run(9)
