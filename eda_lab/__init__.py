@@ -1,10 +1,11 @@
 """eda_lab: the companion package of the event-driven architecture course.
 
 Notebooks import what they need from here; each name below is explained in the notebook that
-introduces it. Modules are layered: messages, trace, faults, clock -> broker, consumer, db ->
-the patterns built from them.
+introduces it. Modules are layered: messages, trace, faults, clock -> broker, consumer, db,
+inbox -> the patterns built from them (sync chain, outbox, saga) -> the whole shop.
 """
 
+# The foundation (notebook 02): messages, the clock, the trace, faults, the broker.
 from .broker import (
     Broker,
     BrokerError,
@@ -25,7 +26,7 @@ from .partitioning import partition_for
 from .trace import Trace, TraceRecord
 
 # isort: split
-# -- synchronous failure (notebook 01): the call chain and its event-driven twin --
+# Synchronous failure (notebook 01): the call chain and its event-driven twin.
 from .event_twin import EventDrivenTwin, TwinRun
 from .sync_chain import (
     ServiceProfile,
@@ -37,7 +38,7 @@ from .sync_chain import (
 )
 
 # isort: split
-# -- dual write and the transactional outbox (notebooks 03, 04) --
+# Dual write and the transactional outbox (notebooks 03, 04).
 from .checks import ConsistencyReport, check_consistency
 from .order_consumer import OrderConsumer
 from .order_pipeline import PIPELINES, OrderPipeline, try_every_crash_point
@@ -46,24 +47,9 @@ from .outbox import create_outbox, enable_change_log, write_event
 from .polling_gap import random_schedule, run_schedule, serialise, skip_rates
 from .relay import LogTailingRelay, PollingRelay, make_relay
 
-__all__ = [
-    "Broker", "BrokerError", "BrokerUnavailable", "Clock", "CommitFailed", "Consumer",
-    "ConsumerGroup", "ConsumerWorker", "Crash", "Delivery", "FaultPlan", "Message", "Outage",
-    "Topic", "Trace", "TraceRecord", "UnknownTopic", "command", "crash_point",
-    "dead_letter_topic", "event", "fault_points", "open_db", "partition_for", "seed_ids",
-    "transaction",
-    # -- synchronous failure (notebook 01) --
-    "EventDrivenTwin", "ServiceProfile", "SyncChain", "SyncRun", "TwinRun",
-    "chain_availability", "chain_latency_ms", "load_services",
-    # -- dual write and the transactional outbox (notebooks 03, 04) --
-    "ConsistencyReport", "LogTailingRelay", "OrderConsumer", "OrderPipeline", "OrderService",
-    "PIPELINES", "PollingRelay", "check_consistency", "create_outbox", "enable_change_log",
-    "make_relay", "random_schedule", "run_schedule", "serialise", "skip_rates",
-    "try_every_crash_point", "write_event",
-]
-
-# -- sagas (notebook 05): definitions, saga log, orchestrator, participants, runner --------------
-from .saga import (  # noqa: E402
+# isort: split
+# Sagas (notebook 05): definitions, the saga log, the orchestrator, participants, the runner.
+from .saga import (
     OrchestratorDown,
     OrderLocked,
     SagaDefinition,
@@ -80,21 +66,16 @@ from .saga import (  # noqa: E402
     step_states,
 )
 
-__all__ += [
-    "OrchestratorDown", "OrderLocked", "SagaDefinition", "SagaDefinitionError", "SagaLog",
-    "SagaOrchestrator", "SagaRunner", "SagaStep", "SagaStepperModel", "create_order_saga",
-    "load_saga_definition", "saga_problems", "shop_participants", "step_states",
-]
-
-# -- trade-offs (notebook 06): agreement lag measured, choreography vs orchestration -----------
-from .choreography import (  # noqa: E402
+# isort: split
+# Trade-offs (notebook 06): agreement lag measured, choreography vs orchestration.
+from .choreography import (
     ChoreographyRunner,
     choreograph,
     orchestrator_knows,
     run_saga,
     who_knows_whom,
 )
-from .consistency_lag import (  # noqa: E402
+from .consistency_lag import (
     agreement_rows,
     agreement_sweep,
     applied_times,
@@ -103,8 +84,34 @@ from .consistency_lag import (  # noqa: E402
     measure_agreement,
 )
 
-__all__ += [
+# isort: split
+# The whole shop and the chaos lab (notebook 07).
+from .chaos import DEFAULT_RATES, FAMILIES, ChaosReport, chaos_plan, run_chaos
+from .shop import Shop
+
+__all__ = [
+    # the foundation (02)
+    "Broker", "BrokerError", "BrokerUnavailable", "Clock", "CommitFailed", "Consumer",
+    "ConsumerGroup", "ConsumerWorker", "Crash", "Delivery", "FaultPlan", "Message", "Outage",
+    "Topic", "Trace", "TraceRecord", "UnknownTopic", "command", "crash_point",
+    "dead_letter_topic", "event", "fault_points", "open_db", "partition_for", "seed_ids",
+    "transaction",
+    # synchronous failure (01)
+    "EventDrivenTwin", "ServiceProfile", "SyncChain", "SyncRun", "TwinRun",
+    "chain_availability", "chain_latency_ms", "load_services",
+    # dual write and the transactional outbox (03, 04)
+    "ConsistencyReport", "LogTailingRelay", "OrderConsumer", "OrderPipeline", "OrderService",
+    "PIPELINES", "PollingRelay", "check_consistency", "create_outbox", "enable_change_log",
+    "make_relay", "random_schedule", "run_schedule", "serialise", "skip_rates",
+    "try_every_crash_point", "write_event",
+    # sagas (05)
+    "OrchestratorDown", "OrderLocked", "SagaDefinition", "SagaDefinitionError", "SagaLog",
+    "SagaOrchestrator", "SagaRunner", "SagaStep", "SagaStepperModel", "create_order_saga",
+    "load_saga_definition", "saga_problems", "shop_participants", "step_states",
+    # trade-offs (06)
     "ChoreographyRunner", "agreement_rows", "agreement_sweep", "applied_times", "broken_promises",
     "choreograph", "committed_times", "measure_agreement", "orchestrator_knows", "run_saga",
     "who_knows_whom",
+    # the whole shop and the chaos lab (07)
+    "ChaosReport", "DEFAULT_RATES", "FAMILIES", "Shop", "chaos_plan", "run_chaos",
 ]

@@ -154,8 +154,12 @@ class OrderService:
 
     # -- commands ----------------------------------------------------------------------------
     def place_order(self, order_id: str | None = None, *, customer: str = "ada",
-                    amount: float = 25.0, variant: str | None = None) -> str:
+                    amount: float = 25.0, variant: str | None = None,
+                    details: Mapping[str, Any] | None = None) -> str:
         """Take an order and announce ``OrderPlaced``; returns the order id.
+
+        ``details`` (e.g. ``{"sku": "book", "quantity": 2}``) travel in the event's payload
+        for the services downstream (the saga needs the sku); the orders table keeps the rest.
 
         The naive variants raise :class:`~eda_lab.broker.BrokerUnavailable` when the publish
         fails (after the commit, for db_then_publish); any variant raises
@@ -171,9 +175,17 @@ class OrderService:
         if (isinstance(amount, bool) or not isinstance(amount, (int, float))
                 or not math.isfinite(amount) or amount <= 0):
             raise ValueError(f"amount must be a finite number > 0, got {amount!r}")
+        if details is not None and not isinstance(details, Mapping):
+            raise TypeError(f"details must be a dict such as {{'sku': 'book'}}, got "
+                            f"{type(details).__name__}")
+        extra = dict(details or {})
+        taken = sorted({"order_id", "customer", "amount"} & set(extra))
+        if taken:
+            raise ValueError(f"details must not repeat {taken}: pass them as arguments")
         now = self.clock.now
         event_id = self.event_id(order_id, 1)
-        payload = encode_payload({"order_id": order_id, "customer": customer, "amount": amount})
+        payload = encode_payload({"order_id": order_id, "customer": customer, "amount": amount,
+                                  **extra}, "details")
         order_row = (order_id, customer, amount, now, now)
         event_row = (event_id, AGGREGATE_TYPE, order_id, "OrderPlaced", payload, 1, now)
         write = self._order_writer(order_row)

@@ -37,19 +37,35 @@ def expected_compensations(definition: SagaDefinition, history: list[dict]) -> l
     return order
 
 
-def applied_compensations(definition: SagaDefinition, participants: Mapping[str, Participant],
-                          saga_id: str) -> list[str]:
-    """The steps the participants undid for ``saga_id``, in the order they did it (read from
-    their own ``replies`` tables, not from the orchestrator)."""
+def compensation_times(definition: SagaDefinition, participants: Mapping[str, Participant],
+                       saga_id: str) -> list[tuple[float, str]]:
+    """(when, step) of each step the participants undid for ``saga_id``, oldest first (read
+    from their own ``replies`` tables, not from the orchestrator)."""
     by_command = {s.compensation: s for s in definition.steps if s.compensation}
     done = []
     for participant in {id(p): p for p in participants.values()}.values():
-        for row in participant.replies():
+        for row in participant.replies(saga_id):
             step = by_command.get(row["command_type"])
-            if (step is not None and row["outcome"] == "succeeded"
-                    and row["command_id"].startswith(f"{saga_id}:")):
+            if step is not None and row["outcome"] == "succeeded":
                 done.append((row["replied_ms"], step.name))
-    return [name for _, name in sorted(done)]
+    return sorted(done)
+
+
+def applied_compensations(definition: SagaDefinition, participants: Mapping[str, Participant],
+                          saga_id: str) -> list[str]:
+    """The steps the participants undid for ``saga_id``, in the order they did it."""
+    return [name for _, name in compensation_times(definition, participants, saga_id)]
+
+
+def undone_in_order(times: list[tuple[float, str]], expected: list[str]) -> bool:
+    """True when the undone steps are the expected ones and no step was undone before one
+    expected ahead of it. Two compensations in the same simulated millisecond are in order
+    either way: the clock cannot tell them apart (a service may take a reply and send the next
+    command in one instant), so only a later time for an earlier step is a violation."""
+    when = {name: ms for ms, name in times}
+    if len(times) != len(expected) or set(when) != set(expected):
+        return False
+    return all(when[a] <= when[b] for a, b in zip(expected, expected[1:], strict=False))
 
 
 def saga_problems(definition: SagaDefinition, log: SagaLog,
@@ -78,10 +94,11 @@ def saga_problems(definition: SagaDefinition, log: SagaLog,
     history = log.history(saga_id)
     expected = expected_compensations(definition, history)
     logged = [row["step"] for row in history if row["transition"] == "compensation_succeeded"]
-    applied = applied_compensations(definition, participants, saga_id)
+    times = compensation_times(definition, participants, saga_id)
+    applied = [name for _, name in times]
     if state.status == COMPENSATED and logged != expected:
         problems.append(f"{saga_id}: the log shows compensations {logged}, expected {expected}")
-    if state.status == COMPENSATED and applied != expected:
+    if state.status == COMPENSATED and not undone_in_order(times, expected):
         problems.append(f"{saga_id}: the participants undid {applied}, expected {expected}")
     if state.status == COMPLETED and (logged or applied):
         problems.append(f"{saga_id} completed but compensations ran: {logged or applied}")

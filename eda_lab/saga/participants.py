@@ -231,10 +231,15 @@ class Participant:
              "outcome": "succeeded" if ok else "failed", "participant": self.name},
             replied_ms, f"{command.id}/reply")
 
-    def replies(self) -> list[dict]:
-        """Every command this service answered, with its outcome (its inbox)."""
+    def replies(self, saga_id: str | None = None) -> list[dict]:
+        """Every command this service answered, with its outcome (its inbox); only those of
+        ``saga_id`` if given (a range of the primary key: command ids start with the saga id,
+        so checking thousands of sagas stays cheap)."""
+        where, args = "", ()
+        if saga_id is not None:
+            where, args = "WHERE command_id >= ? AND command_id < ? ", (f"{saga_id}:", f"{saga_id};")
         cursor = self.db.execute(f"SELECT command_id, command_type, outcome, detail, replied_ms "
-                                 f"FROM {REPLIES} ORDER BY replied_ms, command_id")
+                                 f"FROM {REPLIES} {where}ORDER BY replied_ms, command_id", args)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, r, strict=True)) for r in cursor]
 
