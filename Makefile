@@ -37,7 +37,8 @@ test: lint
 
 notebooks: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=120 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
+		--ExecutePreprocessor.timeout=120 --ExecutePreprocessor.kernel_name=python3 \
+		--ExecutePreprocessor.record_timing=False $(NOTEBOOKS)
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
