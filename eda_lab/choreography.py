@@ -36,7 +36,7 @@ from .broker import Broker
 from .clock import Clock
 from .faults import FaultPlan
 from .messages import Message, command
-from .saga.checks import applied_compensations, shop_problems
+from .saga.checks import compensation_times, shop_problems, undone_in_order
 from .saga.definition import SagaDefinition
 from .saga.log import BACKWARD, COMPENSATED, COMPLETED, FORWARD, NEEDS_ATTENTION, RUNNING
 from .saga.orchestrator import MAX_ATTEMPTS, command_id
@@ -479,9 +479,10 @@ class ChoreographyRunner:
                 problems.append(f"{saga_id} completed but {step} is {effect}")
             if status == COMPENSATED and effect not in (NONE, UNDONE):
                 problems.append(f"{saga_id} compensated but {step} is still {effect}")
-        applied = applied_compensations(self.definition, self.participants, saga_id)
+        times = compensation_times(self.definition, self.participants, saga_id)
         expected = self.expected_compensations(saga_id) if status == COMPENSATED else []
-        if applied != expected:
+        if not undone_in_order(times, expected):  # same-millisecond ties count as in order
+            applied = [name for _, name in times]
             problems.append(f"{saga_id}: the services undid {applied}, expected {expected}")
         return problems
 
