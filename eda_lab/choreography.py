@@ -361,23 +361,11 @@ class ChoreographyRunner:
             reader.ring()
 
     # -- crashes and restarts (what ServiceProcess calls) --------------------------------------
-    def crashed(self, process: ServiceProcess) -> None:
-        """``process`` died: it forgets what it did not commit and restarts later."""
-        self.actions += 1
-        process.up = False
-        process.wake_at = None
-        process.crashes += 1
-        process.consumer.crash()
-        self.clock.timeout(self.restart_after_ms).callbacks.append(
-            lambda _event: self._restart(process))
-
-    def _restart(self, process: ServiceProcess) -> None:
-        self.actions += 1
-        self.restarts += 1
-        process.consumer = self.broker.consumer(process.group, name=process.name)
-        process.up = True
-        self.trace.add(self.clock.now, "restart", process.name, detail="back after a crash")
-        process.ring()
+    # The same as the orchestrated shop's: a service forgets what it did not commit and comes
+    # back after ``restart_after_ms``. There is no orchestrator process to rebuild here.
+    orchestrator_process = None
+    crashed = SagaRunner.crashed
+    _restart = SagaRunner._restart
 
     # -- what a notebook calls --------------------------------------------------------------
     def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:

@@ -23,7 +23,7 @@ import ipywidgets as widgets
 from ..chaos import DEFAULT_RATES, FAMILIES, FAMILY_NAMES, ChaosReport, check_rates, run_chaos
 from ..chaos_charts import chaos_figure
 from ..shop import CONSUMERS
-from .common import html_table, image_widget, show_figure, styled_button
+from .common import html_table, html_view, image_widget, show_figure, styled_button
 
 CSS = "eda-chaos-lab"
 GREEN, RED = "#8FD19E", "#F4A3A3"
@@ -147,11 +147,11 @@ class ChaosLab:
                                             description="running",
                                             layout=widgets.Layout(display="none"))
         self.progress.add_class(f"{CSS}-progress")
-        self.status = self._view(widgets.HTML(), "status")
-        self.dashboard = self._view(widgets.HTML(), "dashboard")
+        self.status = html_view(CSS, "status")
+        self.dashboard = html_view(CSS, "dashboard")
         self.charts = image_widget("eda-view")
         self.charts.add_class(f"{CSS}-charts")
-        self.details = self._view(widgets.HTML(), "details")
+        self.details = html_view(CSS, "details")
         self.root = widgets.VBox([
             widgets.HTML("<b>Chaos Lab</b>: set the fault rates and the safeguards, then "
                          "<b>Run</b> the shop. Faults fire while the orders arrive; then the "
@@ -168,12 +168,6 @@ class ChaosLab:
             self.run()
         else:
             self._say("ready: press Run")
-
-    @staticmethod
-    def _view(view: widgets.HTML, name: str) -> widgets.HTML:
-        view.add_class("eda-view")
-        view.add_class(f"{CSS}-{name}")
-        return view
 
     # -- settings and actions ------------------------------------------------------------------
     def settings(self) -> dict:

@@ -22,6 +22,15 @@ def image_widget(css_class: str) -> widgets.Image:
     return view
 
 
+def html_view(root_class: str, name: str) -> widgets.HTML:
+    """An empty HTML view with the classes the browser test looks for: ``eda-view`` and
+    ``<root_class>-<name>``."""
+    view = widgets.HTML()
+    view.add_class("eda-view")
+    view.add_class(f"{root_class}-{name}")
+    return view
+
+
 def show_figure(view: widgets.Image, fig) -> None:
     """Render ``fig`` into ``view`` and close it."""
     view.value = to_png(fig)

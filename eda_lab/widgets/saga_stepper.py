@@ -20,7 +20,7 @@ from ..charts import STATE_COLORS
 from ..saga.charts import saga_timeline
 from ..saga.participants import OUTCOMES
 from ..saga.stepper import CRASH_CHOICES, NO_CRASH, SagaStepperModel
-from .common import html_table, image_widget, show_figure, styled_button
+from .common import html_table, html_view, image_widget, show_figure, styled_button
 
 ROOT_CLASS = "eda-saga-stepper"
 _LOG_COLUMNS = ("seq", "time_ms", "transition", "step", "attempt", "detail")
@@ -139,10 +139,10 @@ class SagaOrchestratorStepper:
                                (self.reset_button, self.model.reset)):
             button.add_class("eda-control")
             button.on_click(self._clicked(action))
-        self.status_view = self._view(widgets.HTML(), "status")
-        self.boxes_view = self._view(widgets.HTML(), "steps")
-        self.log_view = self._view(widgets.HTML(), "log")
-        self.data_view = self._view(widgets.HTML(), "data")
+        self.status_view = html_view(ROOT_CLASS, "status")
+        self.boxes_view = html_view(ROOT_CLASS, "steps")
+        self.log_view = html_view(ROOT_CLASS, "log")
+        self.data_view = html_view(ROOT_CLASS, "data")
         self.timeline_view = image_widget("eda-view")
         self.timeline_view.add_class(f"{ROOT_CLASS}-timeline")
         self.root = widgets.VBox([
@@ -159,12 +159,6 @@ class SagaOrchestratorStepper:
         self.root.add_class(ROOT_CLASS)
         self.error: str | None = None
         self.redraw()
-
-    @staticmethod
-    def _view(view: widgets.HTML, name: str) -> widgets.HTML:
-        view.add_class("eda-view")
-        view.add_class(f"{ROOT_CLASS}-{name}")
-        return view
 
     # -- reacting to the controls ------------------------------------------------------------
     def _guarded(self, action) -> None:

@@ -32,7 +32,7 @@ from ..choreography import (
 from ..consistency_lag import Agreement, measure_agreement
 from ..saga.runner import SagaRunner, create_order_saga
 from ..tradeoffs_charts import agreement_histogram, agreement_timeline
-from .common import html_table, image_widget, show_figure
+from .common import html_table, html_view, image_widget, show_figure
 from .diagram import Edge, Node, render_diagram
 
 ROOT_CLASS = "eda-tradeoffs-explorer"
@@ -223,12 +223,12 @@ class TradeoffsExplorer:
             control.add_class("eda-control")
             control.add_class(f"{ROOT_CLASS}-{name}")
             control.observe(self._changed(handler, name), "value")
-        self.status_view = self._view(widgets.HTML(), "status")
+        self.status_view = html_view(ROOT_CLASS, "status")
         self.lag_view = image_widget("eda-view")
         self.lag_view.add_class(f"{ROOT_CLASS}-lag")
-        self.numbers_view = self._view(widgets.HTML(), "numbers")
-        self.coupling_view = self._view(widgets.HTML(), "coupling")
-        self.styles_view = self._view(widgets.HTML(), "styles")
+        self.numbers_view = html_view(ROOT_CLASS, "numbers")
+        self.coupling_view = html_view(ROOT_CLASS, "coupling")
+        self.styles_view = html_view(ROOT_CLASS, "styles")
         self.root = widgets.VBox([
             widgets.HTML("<b>Trade-offs explorer</b>: move the relay's poll interval and a "
                          "consumer outage to see how long the services disagree; switch the "
@@ -242,12 +242,6 @@ class TradeoffsExplorer:
         self.root.add_class(ROOT_CLASS)
         self.error: str | None = None
         self.redraw()
-
-    @staticmethod
-    def _view(view: widgets.HTML, name: str) -> widgets.HTML:
-        view.add_class("eda-view")
-        view.add_class(f"{ROOT_CLASS}-{name}")
-        return view
 
     def _changed(self, handler, control: str):
         def changed(change):
