@@ -74,6 +74,8 @@ class Topic:
         self.partitions: list[list[Message]] = [[] for _ in range(partitions)]
         # offset -> simulated time it becomes visible, for messages held back by a delay fault
         self.held: list[dict[int, float]] = [{} for _ in range(partitions)]
+        # key -> partition, remembered: a key's partition never changes for this topic
+        self.partition_of: dict[str, int] = {}
 
     @property
     def partition_count(self) -> int:
@@ -452,7 +454,9 @@ class Broker:
         if faults._specs or faults.outages:
             self._check_available(topic, message, now)
         partitions = log_topic.partitions
-        p = partition_for(message.key, len(partitions))
+        p = log_topic.partition_of.get(message.key)
+        if p is None:
+            p = log_topic.partition_of[message.key] = partition_for(message.key, len(partitions))
         log = partitions[p]
         offset = len(log)
         log.append(message)
