@@ -39,7 +39,13 @@ from .messages import Message, command
 from .saga.checks import compensation_times, shop_problems, undone_in_order
 from .saga.definition import SagaDefinition
 from .saga.log import BACKWARD, COMPENSATED, COMPLETED, FORWARD, NEEDS_ATTENTION, RUNNING
-from .saga.orchestrator import MAX_ATTEMPTS, command_id
+from .saga.orchestrator import (
+    MAX_ATTEMPTS,
+    check_counts,
+    check_durations,
+    check_order,
+    command_id,
+)
 from .saga.participants import (
     DONE,
     NONE,
@@ -262,13 +268,9 @@ class ChoreographyRunner:
         self.definition = definition if definition is not None else create_order_saga()
         if not isinstance(self.definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
-        for arg, value in (("latency_ms", latency_ms), ("restart_after_ms", restart_after_ms),
-                           ("redelivery_ms", redelivery_ms)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
-        for arg, value in (("max_attempts", max_attempts), ("max_batch", max_batch)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+        check_durations(latency_ms=latency_ms, restart_after_ms=restart_after_ms,
+                        redelivery_ms=redelivery_ms)
+        check_counts(max_attempts=max_attempts, max_batch=max_batch)
         if broker is not None and faults is not None:
             raise ValueError("pass faults to the Broker you give, or let the runner make the "
                              "broker; not both")
@@ -375,16 +377,9 @@ class ChoreographyRunner:
         refuses the request, :class:`~eda_lab.broker.BrokerUnavailable` is raised and no saga
         was started: the customer sees the error and may try again.
         """
-        if not isinstance(order, Mapping):
-            raise TypeError(f"order must be a dict such as {{'order_id': 'order-1', ...}}, "
-                            f"got {type(order).__name__}")
-        order_id = order.get("order_id")
-        if not isinstance(order_id, str) or not order_id:
-            raise ValueError(f"order['order_id'] must be a non-empty string, got {order_id!r}")
+        check_order(order, saga_id)
         if saga_id is None:
             saga_id = f"saga-{len(self.started) + 1:04d}"
-        elif not isinstance(saga_id, str) or not saga_id:
-            raise ValueError(f"saga_id must be a non-empty string or None, got {saga_id!r}")
         if saga_id in self.started:
             raise ValueError(f"saga_id {saga_id!r} was started already; pick another id")
         first = self._first

@@ -87,17 +87,46 @@ def command_id(saga_id: str, step_name: str, direction: str, attempt: int) -> st
 Schedule = Callable[[str, float], None]
 
 
+def check_durations(**values_ms: float) -> None:
+    """Refuse any of the named durations that is not a number of ms > 0."""
+    for arg, value in values_ms.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
+
+
+def check_counts(**counts: int) -> None:
+    """Refuse any of the named counts that is not an integer >= 1."""
+    for arg, value in counts.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+
+
 def check_retry_options(reply_timeout_ms: float, retry_backoff_ms: float, backoff_factor: float,
                         max_attempts: int) -> None:
     """Refuse timeouts and retry settings the orchestrator cannot work with, naming each."""
-    for arg, value in (("reply_timeout_ms", reply_timeout_ms),
-                       ("retry_backoff_ms", retry_backoff_ms)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
+    check_durations(reply_timeout_ms=reply_timeout_ms, retry_backoff_ms=retry_backoff_ms)
     if not isinstance(backoff_factor, (int, float)) or backoff_factor < 1:
         raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor!r}")
-    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
-        raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+    check_counts(max_attempts=max_attempts)
+
+
+def check_order(order: Mapping[str, Any], saga_id: str | None) -> str:
+    """Refuse a saga request that cannot start, before anything is written; returns the order id.
+
+    ``order`` is a JSON-ready dict with a non-empty ``order_id``; ``saga_id`` is a non-empty
+    string, or None to let the runner number the saga. Orchestrated and choreographed sagas
+    share this check.
+    """
+    if not isinstance(order, Mapping):
+        raise TypeError(f"order must be a dict such as {{'order_id': 'order-1', ...}}, "
+                        f"got {type(order).__name__}")
+    order_id = order.get("order_id")
+    if not isinstance(order_id, str) or not order_id:
+        raise ValueError(f"order['order_id'] must be a non-empty string, got {order_id!r}")
+    freeze_json(order, "order")  # refuse what cannot travel in a message
+    if saga_id is not None and (not isinstance(saga_id, str) or not saga_id):
+        raise ValueError(f"saga_id must be a non-empty string or None, got {saga_id!r}")
+    return order_id
 
 
 class SagaOrchestrator:
@@ -152,17 +181,9 @@ class SagaOrchestrator:
     # -- the four entry points -------------------------------------------------------------
     def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:
         """Create a saga for ``order`` (a dict with at least ``order_id``) and send step 1."""
-        if not isinstance(order, Mapping):
-            raise TypeError(f"order must be a dict such as {{'order_id': 'order-1', ...}}, "
-                            f"got {type(order).__name__}")
-        order_id = order.get("order_id")
-        if not isinstance(order_id, str) or not order_id:
-            raise ValueError(f"order['order_id'] must be a non-empty string, got {order_id!r}")
-        freeze_json(order, "order")  # refuse what cannot travel in a message, before writing
+        order_id = check_order(order, saga_id)
         if saga_id is None:
             saga_id = self.next_saga_id()
-        elif not isinstance(saga_id, str) or not saga_id:
-            raise ValueError(f"saga_id must be a non-empty string or None, got {saga_id!r}")
         now = self.clock.now
         first = self._steps[0]
         cid = command_id(saga_id, first.name, FORWARD, 1)

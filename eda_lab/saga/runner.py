@@ -40,6 +40,8 @@ from .orchestrator import (
     REPLY_TIMEOUT_MS,
     RETRY_BACKOFF_MS,
     SagaOrchestrator,
+    check_counts,
+    check_durations,
     check_retry_options,
 )
 from .participants import Participant, check_outcomes, shop_participants
@@ -174,12 +176,9 @@ class SagaRunner:
         self.definition = definition if definition is not None else create_order_saga()
         if not isinstance(self.definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
-        for arg, value in (("latency_ms", latency_ms), ("restart_after_ms", restart_after_ms),
-                           ("redelivery_ms", redelivery_ms)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
-        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
-            raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+        check_durations(latency_ms=latency_ms, restart_after_ms=restart_after_ms,
+                        redelivery_ms=redelivery_ms)
+        check_counts(max_batch=max_batch)
         if broker is not None and faults is not None:
             raise ValueError("pass faults to the Broker you give, or let the runner make the "
                              "broker; not both")
