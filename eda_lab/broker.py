@@ -17,20 +17,19 @@ Retries, backoff and dead letters belong to the consumer side, see :mod:`eda_lab
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from .clock import Clock
 from .faults import FaultPlan, crash_point
 from .messages import Message
 from .partitioning import partition_for
-from .trace import DeliveryRun, Trace
+from .trace import Trace
 
 UNAVAILABLE = crash_point("broker.unavailable", "the broker refuses a publish (network or broker down)")
 DROP = crash_point("broker.drop", "a delivery is lost on its way to the consumer; redelivered later")
 DUPLICATE = crash_point("broker.duplicate", "a delivery is made twice")
 DELAY = crash_point("broker.delay", "a published message becomes visible only after delay_ms")
-
-_tuple_new = tuple.__new__
 
 EARLIEST = "earliest"
 LATEST = "latest"
@@ -81,6 +80,16 @@ class Topic:
     def partition_count(self) -> int:
         return len(self.partitions)
 
+    def held_back(self, partition: int, offset: int, now: float) -> bool:
+        """True while a delay fault still holds this message back (released once visible)."""
+        held = self.held[partition]
+        if offset not in held:
+            return False
+        if held[offset] > now:
+            return True
+        del held[offset]
+        return False
+
     def end_offsets(self) -> list[int]:
         """The next offset to be written, per partition (= messages in each partition)."""
         return [len(p) for p in self.partitions]
@@ -127,98 +136,58 @@ class Consumer:
         so one busy partition cannot starve the others.
         """
         self._check_active("poll")
-        if not isinstance(max_messages, int) or max_messages < 1:
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
             raise ValueError(f"max_messages must be an integer >= 1, got {max_messages!r}")
-        broker = self.broker
-        faults = broker.faults
-        now = broker.clock.now
-        if faults.outages and faults.is_down("broker", now):
+        now = self.broker.clock.now
+        if self.broker.is_down(now):
             return []
-        tps = list(self.positions)
-        if not tps:
+        partitions = list(self.positions)
+        if not partitions:
             return []
-        start = self._rotation % len(tps)
+        start = self._rotation % len(partitions)
         self._rotation += 1
-        check_drop = faults.plans(DROP)
-        check_dup = faults.plans(DUPLICATE)
-        trace = broker.trace
-        tracing = trace.enabled
-        group = self.group
-        name = self.name
         out: list[Delivery] = []
-        room = max_messages
-        for tp in tps[start:] + tps[:start]:
-            if room <= 0:
+        for tp in partitions[start:] + partitions[:start]:
+            if len(out) >= max_messages:
                 break
-            topic_name, p = tp
-            topic = broker.topics[topic_name]
-            log = topic.partitions[p]
-            pos = self.positions[tp]
-            end = min(len(log), pos + room)
-            if pos >= end:
-                continue
-            held = topic.held[p]
-            first_new = group.delivered_upto.get(tp, 0)
-            if pos >= first_new and not (held or check_drop or check_dup):
-                # The common case: first deliveries, nothing held back, no delivery faults.
-                batch = log[pos:end]
-                out.extend([_tuple_new(Delivery, (m, topic_name, p, o, 1))
-                            for o, m in enumerate(batch, pos)])
-                if tracing:
-                    trace.add_run(DeliveryRun(now, "deliver", name, topic_name, p, pos, batch,
-                                              f"group={group.name} attempt=1"))
-                offset = end
-            else:
-                offset = self._poll_partition(tp, log, held, pos, end, first_new, now,
-                                              check_drop, check_dup, out)
-            if offset > pos:
-                self.positions[tp] = offset
-                if offset > group.delivered_upto.get(tp, 0):
-                    group.delivered_upto[tp] = offset
-                room -= offset - pos
+            self._fetch(tp, max_messages - len(out), now, out)
         return out
 
-    def _poll_partition(self, tp, log, held, pos, end, first_new, now, check_drop, check_dup,
-                        out) -> int:
-        """Deliver one partition message by message: redeliveries, held messages, faults.
+    def _fetch(self, tp: tuple[str, int], room: int, now: float, out: list[Delivery]) -> None:
+        """Deliver from one partition, from this consumer's position, message by message.
 
-        Returns the next offset to fetch (where it stopped).
+        A message below the group's delivery high-water mark was sent before: it goes out
+        again with a higher attempt count (at least once). A message held back by a delay
+        stops the partition there, so the ones behind it wait (order per key). A dropped
+        delivery never reaches the consumer: its position stays, and the next poll sends it
+        again.
         """
-        broker = self.broker
-        faults = broker.faults
-        trace = broker.trace
-        group = self.group
-        topic_name, p = tp
-        redeliveries = group.redeliveries.setdefault(tp, {})
-        offset = pos
+        broker, group = self.broker, self.group
+        faults, trace = broker.faults, broker.trace
+        topic = broker.topics[tp[0]]
+        log = topic.partitions[tp[1]]
+        offset = self.positions[tp]
+        end = min(len(log), offset + room)
         while offset < end:
-            if held and offset in held:
-                if held[offset] > now:
-                    break  # held back: the rest of the partition waits behind it (order per key)
-                del held[offset]
-            message = log[offset]
-            if offset < first_new:
-                attempt = redeliveries.get(offset, 1) + 1
-                redeliveries[offset] = attempt
-            else:
-                attempt = 1
-            if check_drop and faults.reach(DROP):
-                # The fetch response was lost: the consumer never saw it and its position stays.
-                group.note_delivered(tp, offset, attempt)
-                trace.add(now, "drop", self.name, topic_name, p, offset, message.key, message.id,
-                          message.type, f"group={group.name} attempt={attempt}")
+            if topic.held_back(tp[1], offset, now):
                 break
-            out.append(Delivery(message, topic_name, p, offset, attempt))
-            trace.add(now, "deliver", self.name, topic_name, p, offset, message.key, message.id,
-                      message.type, f"group={group.name} attempt={attempt}")
-            if check_dup and faults.reach(DUPLICATE):
-                attempt += 1
-                group.note_delivered(tp, offset, attempt)
-                out.append(Delivery(message, topic_name, p, offset, attempt))
-                trace.add(now, "duplicate", self.name, topic_name, p, offset, message.key,
+            message = log[offset]
+            attempt = group.next_attempt(tp, offset)
+            detail = f"group={group.name} attempt={attempt}"
+            if faults.reach(DROP):
+                trace.add(now, "drop", self.name, tp[0], tp[1], offset, message.key, message.id,
+                          message.type, detail)
+                break
+            out.append(Delivery(message, tp[0], tp[1], offset, attempt))
+            trace.add(now, "deliver", self.name, tp[0], tp[1], offset, message.key, message.id,
+                      message.type, detail)
+            if faults.reach(DUPLICATE):
+                attempt = group.next_attempt(tp, offset)
+                out.append(Delivery(message, tp[0], tp[1], offset, attempt))
+                trace.add(now, "duplicate", self.name, tp[0], tp[1], offset, message.key,
                           message.id, message.type, f"group={group.name} attempt={attempt}")
             offset += 1
-        return offset
+        self.positions[tp] = offset
 
     def commit(self, delivery: Delivery | None = None) -> None:
         """Commit progress to the group.
@@ -229,7 +198,7 @@ class Consumer:
         """
         self._check_active("commit")
         broker = self.broker
-        if broker.faults.outages and broker.faults.is_down("broker", broker.clock.now):
+        if broker.is_down(broker.clock.now):
             raise BrokerUnavailable(
                 f"broker unavailable at t={broker.clock.now:g} ms: commit of group "
                 f"{self.group.name!r} not stored"
@@ -301,11 +270,14 @@ class ConsumerGroup:
         """Every (topic, partition) the group reads, in a fixed order."""
         return [(t, p) for t in self.topics for p in range(self.broker.topics[t].partition_count)]
 
-    def note_delivered(self, tp: tuple[str, int], offset: int, attempt: int) -> None:
+    def next_attempt(self, tp: tuple[str, int], offset: int) -> int:
+        """Count one more delivery of ``offset``; returns its number (1 for the first time)."""
         if offset >= self.delivered_upto.get(tp, 0):
             self.delivered_upto[tp] = offset + 1
-        if attempt > 1:
-            self.redeliveries.setdefault(tp, {})[offset] = attempt
+            return 1
+        counts = self.redeliveries.setdefault(tp, {})
+        attempt = counts[offset] = counts.get(offset, 1) + 1
+        return attempt
 
     def store_commit(self, consumer: Consumer, tp: tuple[str, int], offset: int) -> None:
         if offset > self.committed.get(tp, 0):
@@ -378,6 +350,24 @@ class ConsumerGroup:
                 f"consumers={sorted(self.consumers)}, lag={self.lag()})")
 
 
+def shared_with(broker: Any, clock: Clock | None = None, trace: Trace | None = None,
+                faults: FaultPlan | None = None) -> tuple[Clock, Trace, FaultPlan]:
+    """The clock, trace and fault plan of a part of a run: the ones given, else the broker's.
+
+    One run has one clock, one trace and one fault plan, and every part it wires reads them
+    from the broker it talks to. ``broker`` may be anything with ``publish()`` (a file-backed
+    log in the multi-process test has no clock): then the part gets fresh ones.
+    """
+    def pick(given, attribute: str, make):
+        if given is not None:
+            return given
+        own = getattr(broker, attribute, None)
+        return own if own is not None else make()
+
+    return (pick(clock, "clock", Clock), pick(trace, "trace", Trace),
+            pick(faults, "faults", FaultPlan))
+
+
 class Broker:
     """An in-memory, log-based broker on a simulated clock.
 
@@ -392,7 +382,6 @@ class Broker:
         if delay_ms < 0:
             raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
         self.clock = clock if clock is not None else Clock()
-        self._env = self.clock.env  # the hot path reads the time straight from SimPy
         self.trace = trace if trace is not None else Trace()
         self.faults = faults if faults is not None else FaultPlan()
         self.delay_ms = delay_ms
@@ -400,6 +389,7 @@ class Broker:
         self.topics: dict[str, Topic] = {}
         self.groups: dict[str, ConsumerGroup] = {}
         self._consumer_serial = 0
+        self._listeners: dict[str, list[Callable[[], Any]]] = {}
 
     # -- topics -------------------------------------------------------------------------
     def create_topic(self, name: str, partitions: int = 1) -> Topic:
@@ -444,42 +434,47 @@ class Broker:
         Raises :class:`BrokerUnavailable` when the fault plan says the broker is down: the
         message was not stored, and the caller has to decide what that means.
         """
-        log_topic = self.topics.get(topic)
-        if log_topic is None:
-            self.topic(topic)  # raises UnknownTopic with the list of topics
-        if type(message) is not Message:
+        log_topic = self.topics.get(topic) or self.topic(topic)
+        if not isinstance(message, Message):
             raise TypeError(f"publish() takes a Message, got {type(message).__name__}")
-        now = self._env.now
-        faults = self.faults
-        if faults._specs or faults.outages:
-            self._check_available(topic, message, now)
-        partitions = log_topic.partitions
-        p = log_topic.partition_of.get(message.key)
-        if p is None:
-            p = log_topic.partition_of[message.key] = partition_for(message.key, len(partitions))
-        log = partitions[p]
-        offset = len(log)
-        log.append(message)
-        if faults._specs and faults.plans(DELAY) and faults.reach(DELAY):
-            log_topic.held[p][offset] = now + self.delay_ms
-            self.trace.add(now, "delay", self.name, topic, p, offset, message.key, message.id,
-                           message.type, f"visible_at={now + self.delay_ms:g}")
-        trace = self.trace
-        if trace.enabled:
-            trace.raw.append((now, "publish", self.name, topic, p, offset, message.key,
-                              message.id, message.type, ""))
-        return p, offset
-
-    def _check_available(self, topic: str, message: Message, now: float) -> None:
-        faults = self.faults
-        if (faults.plans(UNAVAILABLE) and faults.reach(UNAVAILABLE)) or (
-                faults.outages and faults.is_down("broker", now)):
+        now = self.clock.now
+        if self.faults.reach(UNAVAILABLE) or self.is_down(now):
             self.trace.add(now, "unavailable", self.name, topic, None, None, message.key,
                            message.id, message.type)
             raise BrokerUnavailable(
                 f"broker unavailable at t={now:g} ms: {message.type} for key "
-                f"{message.key!r} was not published to {topic!r}"
-            )
+                f"{message.key!r} was not published to {topic!r}")
+        p = log_topic.partition_of.get(message.key)
+        if p is None:  # a key's partition never changes: remember it
+            p = log_topic.partition_of[message.key] = partition_for(
+                message.key, log_topic.partition_count)
+        log = log_topic.partitions[p]
+        offset = len(log)
+        log.append(message)
+        if self.faults.reach(DELAY):
+            log_topic.held[p][offset] = now + self.delay_ms
+            self.trace.add(now, "delay", self.name, topic, p, offset, message.key, message.id,
+                           message.type, f"visible_at={now + self.delay_ms:g}")
+        self.trace.add(now, "publish", self.name, topic, p, offset, message.key, message.id,
+                       message.type)
+        for listener in self._listeners.get(topic, ()):
+            listener()
+        return p, offset
+
+    def on_publish(self, topic: str, listener: Callable[[], Any]) -> None:
+        """Call ``listener()`` after every publish to ``topic``: a consumer's long poll.
+
+        A Kafka consumer waits in its fetch request until data arrives (``fetch.max.wait.ms``)
+        instead of asking again and again; a process that sleeps until woken uses this.
+        """
+        self.topic(topic)
+        if not callable(listener):
+            raise TypeError(f"listener must be a function of no arguments, got {listener!r}")
+        self._listeners.setdefault(topic, []).append(listener)
+
+    def is_down(self, now: float) -> bool:
+        """True while an outage of the broker covers ``now``."""
+        return self.faults.is_down(self.name, now)
 
     # -- consuming -----------------------------------------------------------------------
     def group(self, name: str) -> ConsumerGroup:
@@ -538,6 +533,13 @@ class Broker:
     def lag(self, group: str) -> int:
         """The backlog of ``group``: messages published and not yet committed by it."""
         return self.group(group).lag()
+
+    def uncommitted(self, group: str) -> list[Message]:
+        """The messages ``group`` has not committed yet, partition by partition: what is still
+        on its way to that group (its lag is their count)."""
+        g = self.group(group)
+        return [m for t, p in g.partitions()
+                for m in self.topics[t].partitions[p][g.committed.get((t, p), 0):]]
 
     def backlog(self) -> dict[str, int]:
         """The backlog of every group, by group name."""

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 from .checks import ConsistencyReport
 from .faults import FaultPlan, fault_points
 from .shop import CONSUMERS, Shop
+from .stats import percentile
 
 # The fault families of the shop: the part of a fault point's name before the dot.
 FAMILIES = ("order", "relay", "broker", "consumer", "saga")
@@ -176,12 +177,8 @@ class ChaosReport:
 
     def lag_percentiles(self, *quantiles: float) -> dict[str, float | None]:
         """Consistency lag (ms) at the given quantiles, e.g. ``(0.5, 0.99)`` -> p50, p99."""
-        ordered = sorted(self.lags_ms)
-        result: dict[str, float | None] = {}
-        for q in quantiles or (0.5, 0.99):
-            key = f"p{q * 100:g}"
-            result[key] = ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
-        return result
+        return {f"p{q * 100:g}": percentile(self.lags_ms, q * 100)
+                for q in quantiles or (0.5, 0.99)}
 
     def faults_by_family(self) -> dict[str, int]:
         """How many faults fired in each family."""

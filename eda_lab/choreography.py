@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .broker import Broker
-from .clock import Clock
 from .faults import FaultPlan
 from .messages import Message, command
 from .saga.checks import compensation_times, shop_problems, undone_in_order
@@ -42,7 +41,6 @@ from .saga.log import BACKWARD, COMPENSATED, COMPLETED, FORWARD, NEEDS_ATTENTION
 from .saga.orchestrator import (
     MAX_ATTEMPTS,
     check_counts,
-    check_durations,
     check_order,
     command_id,
 )
@@ -52,19 +50,15 @@ from .saga.participants import (
     TIME_OUT,
     UNDONE,
     Participant,
-    check_outcomes,
     commands_topic,
-    shop_participants,
 )
 from .saga.runner import (
     LATENCY_MS,
     REDELIVERY_MS,
     RESTART_AFTER_MS,
     SagaRunner,
-    ServiceProcess,
-    create_order_saga,
+    ServiceHost,
 )
-from .trace import Trace
 
 CUSTOMER = "customer"   # who sends the request that starts a choreographed saga
 ORDER_FIELDS = ("order_id", "customer", "sku", "quantity", "amount")
@@ -238,7 +232,7 @@ def _order_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {k: payload[k] for k in ORDER_FIELDS if k in payload}
 
 
-class ChoreographyRunner:
+class ChoreographyRunner(ServiceHost):
     """The four services of the shop on one clock, reacting to each other's events.
 
     >>> runner = ChoreographyRunner(outcomes={"AuthorizePayment": "fail"})
@@ -249,15 +243,15 @@ class ChoreographyRunner:
     'compensated'
 
     The options mean what they mean for :class:`~eda_lab.saga.SagaRunner`: ``outcomes``
-    scripts the services (``"succeed"``/``"fail"``, or a list, one per attempt), a
-    :class:`FaultPlan` on the broker crashes them at the participants' crash points or
-    drops, duplicates and delays deliveries; ``max_attempts`` bounds the retries of a refused
-    retriable step or compensation. ``"time out"`` has no meaning here: there is no reply to
-    lose, and events go through the broker at least once.
+    scripts the services (``"succeed"``/``"fail"``, or a list, one per attempt), a fault plan
+    crashes them at the participants' crash points or drops, duplicates and delays
+    deliveries; ``max_attempts`` bounds the retries of a refused retriable step or
+    compensation. ``"time out"`` has no meaning here: there is no reply to lose, and events go
+    through the broker at least once.
     """
 
     def __init__(self, definition: SagaDefinition | None = None, *, broker: Broker | None = None,
-                 faults: FaultPlan | None = None,
+                 faults: FaultPlan | Mapping[str, Any] | None = None,
                  participants: Mapping[str, Participant] | None = None,
                  outcomes: Mapping[str, Any] | None = None,
                  stock: Mapping[str, int] | None = None,
@@ -265,66 +259,26 @@ class ChoreographyRunner:
                  latency_ms: float = LATENCY_MS, restart_after_ms: float = RESTART_AFTER_MS,
                  redelivery_ms: float = REDELIVERY_MS, max_attempts: int = MAX_ATTEMPTS,
                  max_batch: int = 1):
-        self.definition = definition if definition is not None else create_order_saga()
-        if not isinstance(self.definition, SagaDefinition):
-            raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
-        check_durations(latency_ms=latency_ms, restart_after_ms=restart_after_ms,
-                        redelivery_ms=redelivery_ms)
         check_counts(max_attempts=max_attempts, max_batch=max_batch)
-        if broker is not None and faults is not None:
-            raise ValueError("pass faults to the Broker you give, or let the runner make the "
-                             "broker; not both")
-        script = check_outcomes(outcomes, list(self.definition.commands))
-        for command_type, values in script.items():
-            if TIME_OUT in values:
-                raise ValueError(
-                    f"outcomes[{command_type!r}]: 'time out' loses a reply to an orchestrator; "
-                    "a choreography has no replies, and its events go through the broker at "
-                    "least once. Use 'succeed' or 'fail'")
-        if participants is not None and (stock is not None or accounts is not None):
-            raise ValueError("stock and accounts set up the default participants; give them to "
-                             "your own participants instead")
-        self.broker = broker if broker is not None else Broker(Clock(), Trace(), faults)
-        self.clock: Clock = self.broker.clock
-        self.trace: Trace = self.broker.trace
-        if participants is None:
-            participants = shop_participants(self.broker, stock=stock, accounts=accounts)
-        self.participants: dict[str, Participant] = dict(participants)
-        self._check_participants()
-        for participant in self.participants.values():
-            mine = {c: v for c, v in script.items() if participant.handles(c)}
-            if mine or outcomes is not None:
-                participant.set_outcomes(mine)
-            participant.publish = _no_reply  # outcomes go out as events, see _react
+        super().__init__(definition, broker=broker, faults=faults, participants=participants,
+                         outcomes=outcomes, stock=stock, accounts=accounts,
+                         latency_ms=latency_ms, restart_after_ms=restart_after_ms,
+                         redelivery_ms=redelivery_ms, check_script=_no_time_out)
         self.choreography = choreograph(self.definition, reply_types(self.participants))
-        self.latency_ms = float(latency_ms)
-        self.restart_after_ms = float(restart_after_ms)
-        self.redelivery_ms = float(redelivery_ms)
         self.max_attempts = max_attempts
-        self.actions = 0      # things that happened (ServiceProcess counts them here)
-        self.restarts = 0
         self.started: list[str] = []
         self._first = self.definition.steps[0]
-        self._readers: dict[str, list[ServiceProcess]] = {}
-        self.processes: dict[str, ServiceProcess] = {}
+        for name in self.participants:
+            self.broker.create_topic(events_topic(name))
         for name in self.participants:
             topics = self.choreography.subscriptions(name)
             if not topics:
                 continue
             for topic in topics:
                 self.broker.create_topic(topic)
-            reactions = self.choreography.of(name)
-            process = ServiceProcess(self, name, topics,
-                                     functools.partial(self._react, name, reactions),
-                                     self.latency_ms, max_batch)
-            self.processes[name] = process
-            for topic in topics:
-                self._readers.setdefault(topic, []).append(process)
-        for name in self.participants:
-            self.broker.create_topic(events_topic(name))
-
-    # The same checks as the orchestrated shop's: on this broker, one per step, handling it.
-    _check_participants = SagaRunner._check_participants
+            self._add_process(name, topics,
+                              functools.partial(self._react, name, self.choreography.of(name)),
+                              max_batch)
 
     # -- one service's reaction: plain code -------------------------------------------------
     def _react(self, service: str, reactions: Mapping[str, Reaction], message: Message) -> None:
@@ -348,26 +302,15 @@ class ChoreographyRunner:
                         headers={"saga_id": saga_id, "step": reaction.step,
                                  "direction": reaction.direction, "attempt": str(attempt)},
                         id=cid, clock=self.clock)
-        outcome = self.participants[service].on_command(local)
+        # The participant's own local transaction; its outcome goes out as an event, to
+        # whoever subscribed, instead of a reply to an orchestrator.
+        outcome = self.participants[service].run_command(local)
         event = Message(outcome.type, saga_id, {**order, "detail": outcome.payload["detail"]},
                         {"saga_id": saga_id, "step": reaction.step,
                          "direction": reaction.direction, "attempt": str(attempt),
                          "outcome": outcome.headers["outcome"], "service": service},
                         outcome.timestamp, outcome.id)
-        self._publish(events_topic(service), event)
-
-    def _publish(self, topic: str, message: Message) -> None:
-        """Publish through the broker, then wake every service that reads ``topic``."""
-        self.broker.publish(topic, message)
-        for reader in self._readers.get(topic, ()):
-            reader.ring()
-
-    # -- crashes and restarts (what ServiceProcess calls) --------------------------------------
-    # The same as the orchestrated shop's: a service forgets what it did not commit and comes
-    # back after ``restart_after_ms``. There is no orchestrator process to rebuild here.
-    orchestrator_process = None
-    crashed = SagaRunner.crashed
-    _restart = SagaRunner._restart
+        self.broker.publish(events_topic(service), event)
 
     # -- what a notebook calls --------------------------------------------------------------
     def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:
@@ -387,18 +330,10 @@ class ChoreographyRunner:
                           headers={"saga_id": saga_id, "step": first.name,
                                    "direction": FORWARD, "attempt": "1"},
                           id=command_id(saga_id, first.name, FORWARD, 1), clock=self.clock)
-        self._publish(commands_topic(first.participant), request)  # may raise BrokerUnavailable
+        self.broker.publish(commands_topic(first.participant), request)  # may raise
         self.started.append(saga_id)
         self.actions += 1
         return saga_id
-
-    @property
-    def busy(self) -> bool:
-        """True while a message is on its way to a service or a service is down."""
-        return any(p.wake_at is not None or not p.up for p in self.processes.values())
-
-    # The same code as the orchestrated shop's: it reads only ``busy`` and the clock.
-    run = SagaRunner.run
 
     # -- reading the outcome: assembled from the events ----------------------------------------
     def events(self, saga_id: str | None = None) -> list[Message]:
@@ -428,12 +363,6 @@ class ChoreographyRunner:
     def status(self, saga_id: str) -> str | None:
         """The status of ``saga_id`` (None for a saga this runner never started)."""
         return self.statuses().get(saga_id)
-
-    # Each service's business data and what each step left in it, read as for the
-    # orchestrated shop: ``data()``, ``tables()``, ``effects(saga_id)``.
-    data = SagaRunner.data
-    tables = SagaRunner.tables
-    effects = SagaRunner.effects
 
     def expected_compensations(self, saga_id: str) -> list[str]:
         """The steps that must be undone, last first: the ones before the refusal that turned
@@ -478,8 +407,13 @@ class ChoreographyRunner:
                 f"sagas={len(self.started)}, services={list(self.participants)})")
 
 
-def _no_reply(topic: str, message: Message) -> None:
-    """A choreographed participant replies to nobody: its outcome is published as an event."""
+def _no_time_out(script: Mapping[str, tuple[str, ...]]) -> None:
+    for command_type, values in script.items():
+        if TIME_OUT in values:
+            raise ValueError(
+                f"outcomes[{command_type!r}]: 'time out' loses a reply to an orchestrator; a "
+                "choreography has no replies, and its events go through the broker at least "
+                "once. Use 'succeed' or 'fail'")
 
 
 # -- comparing the two styles, from the trace ---------------------------------------------------

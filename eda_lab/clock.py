@@ -62,6 +62,12 @@ class Clock:
 
         return self.env.process(once())
 
+    def call_later(self, delay_ms: float, action: Callable[[], Any]) -> None:
+        """Call ``action()`` once, ``delay_ms`` from now: a timer, lighter than a process."""
+        if delay_ms < 0:
+            raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
+        self.env.timeout(delay_ms).callbacks.append(lambda _event: action())
+
     def run(self, until_ms: float | None = None) -> None:
         """Advance time, running every process, until ``until_ms`` or until nothing is left."""
         if until_ms is not None and until_ms < self.now:

@@ -26,17 +26,14 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from .broker import Broker
-from .clock import Clock
-from .faults import Crash, FaultPlan, Outage
-from .order_consumer import EFFECTS_TABLE, OrderConsumer
-from .order_service import ORDERS_TABLE, OrderService
-from .relay import POLL_INTERVAL_MS, Relay, make_relay
-from .trace import Trace
+from .faults import FaultPlan, Outage
+from .order_consumer import EFFECTS_TABLE
+from .orders import ORDERS_TABLE
+from .relay import RELAYS
+from .stats import percentile
+from .write_path import TIMINGS, WritePath
 
 CONSUMERS = ("shipping", "billing", "analytics")
-ORDER_INTERVAL_MS = 20.0       # mean time between two orders (they arrive at random)
-CONSUMER_POLL_MS = 50.0        # how often each consumer polls the broker
 OUTAGE_START_MS = 1_000.0      # when the outage (if any) begins
 SETTLE_MS = 60_000.0           # how long after the last order the run may go on catching up
 
@@ -92,16 +89,6 @@ def applied_times(db: sqlite_utils.Database, event_type: str = "OrderPlaced",
     """Order id -> when a consumer first applied ``event_type`` of it, from its database."""
     return dict(db.execute(f'SELECT order_id, min(applied_at) FROM "{table}" WHERE type = ? '
                            "GROUP BY order_id", (event_type,)).fetchall())
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The nearest-rank ``q``-th percentile (0-100) of ``values``; None when there are none."""
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must be a percentage in [0, 100], got {q!r}")
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 class Agreement(NamedTuple):
@@ -170,11 +157,11 @@ def arrival_times(n_orders: int, order_interval_ms: float, seed: int = 0) -> lis
     return times
 
 
-def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = POLL_INTERVAL_MS,
+def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = TIMINGS.poll_interval_ms,
                       outage_ms: float = 0.0, outage_consumer: str = "analytics",
                       outage_start_ms: float = OUTAGE_START_MS,
-                      order_interval_ms: float = ORDER_INTERVAL_MS,
-                      consumer_poll_ms: float = CONSUMER_POLL_MS,
+                      order_interval_ms: float = TIMINGS.order_interval_ms,
+                      consumer_poll_ms: float = TIMINGS.consumer_poll_ms,
                       consumers: Sequence[str] = CONSUMERS, relay: str = "polling",
                       batch_size: int = 100, faults: Mapping[str, Any] | None = None,
                       seed: int = 0) -> Agreement:
@@ -202,33 +189,29 @@ def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = POLL_INT
     if outage_ms and outage_consumer not in consumers:
         raise ValueError(f"outage_consumer must be one of the consumers {consumers}, got "
                          f"{outage_consumer!r}")
+    if relay not in RELAYS:
+        raise ValueError(f"relay kind must be one of {tuple(RELAYS)}, got {relay!r}")
     if faults is not None and not isinstance(faults, Mapping):
         raise TypeError(f"faults must be a dict of fault points such as "
                         f"{{'relay.after_publish': 1}}, got {type(faults).__name__}")
     outages = ([Outage(outage_consumer, outage_start_ms, outage_start_ms + outage_ms)]
                if outage_ms else [])
     plan = FaultPlan(faults or {}, seed=seed, outages=outages)
-
-    clock = Clock()
-    broker = Broker(clock, Trace(enabled=False), plan)
-    broker.create_topic("orders", 3)
-    service = OrderService(broker, variant="outbox")
-    publisher = make_relay(relay, service.db, broker, poll_interval_ms=poll_interval_ms,
-                           batch_size=batch_size)
-    readers = [OrderConsumer(broker, group=name, name=name, poll_interval_ms=consumer_poll_ms)
-               for name in consumers]
+    path = WritePath(f"outbox-{relay}", plan, seed=seed, consumers=consumers,
+                     poll_interval_ms=poll_interval_ms, consumer_poll_ms=consumer_poll_ms,
+                     batch_size=batch_size, trace=False)
+    clock = path.clock
     rng = random.Random(f"{seed}:phases")
-    for reader in readers:
-        clock.call_at(round(rng.uniform(0, consumer_poll_ms), 1),
-                      lambda reader=reader: clock.process(_consume(clock, plan, reader)))
+    for consumer in path.consumers.values():  # each starts polling at a moment of its own
+        clock.call_at(round(rng.uniform(0, consumer_poll_ms), 1), consumer.start)
     arrivals = arrival_times(n_orders, order_interval_ms, seed)
     for at in arrivals:
-        clock.call_at(at, lambda: _place(service))
-    publisher.start()
-    _run_until_agreed(clock, publisher, readers, arrivals[-1] + outage_start_ms + outage_ms)
+        clock.call_at(at, path.place_order)
+    path.relay.start()
+    _run_until_agreed(path, arrivals[-1] + outage_start_ms + outage_ms)
 
-    committed = committed_times(service.db)
-    applied = {reader.name: applied_times(reader.db) for reader in readers}
+    committed = committed_times(path.service.db)
+    applied = {name: applied_times(consumer.db) for name, consumer in path.consumers.items()}
     settings = {"n_orders": n_orders, "poll_interval_ms": poll_interval_ms,
                 "outage_ms": outage_ms, "outage_consumer": outage_consumer,
                 "outage_start_ms": outage_start_ms, "order_interval_ms": order_interval_ms,
@@ -237,33 +220,15 @@ def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = POLL_INT
     return Agreement(settings, tuple(agreement_rows(committed, applied)))
 
 
-def _place(service: OrderService) -> None:
-    try:
-        service.place_order()
-    except Crash:
-        pass  # the customer got an error; whatever was committed stays committed
-
-
-def _consume(clock: Clock, plan: FaultPlan, reader: OrderConsumer):
-    """A consumer's process: poll, unless it is down; a crash restarts it at the next poll."""
-    while True:
-        if not plan.is_down(reader.name, clock.now):
-            try:
-                reader.poll_once()
-            except Crash:
-                pass
-        yield clock.timeout(reader.poll_interval_ms)
-
-
-def _run_until_agreed(clock: Clock, relay: Relay, readers: list[OrderConsumer],
-                      quiet_after_ms: float) -> None:
+def _run_until_agreed(path: WritePath, quiet_after_ms: float) -> None:
     """Run past the last order and any outage, then until the relay has published everything
     and every consumer has caught up (or ``SETTLE_MS`` more have passed)."""
+    clock = path.clock
     clock.run(quiet_after_ms)
     deadline = clock.now + SETTLE_MS
     while clock.now < deadline:
         clock.advance(500.0)
-        if relay.backlog() == 0 and all(reader.lag() == 0 for reader in readers):
+        if path.idle():
             return
 
 

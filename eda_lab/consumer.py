@@ -16,10 +16,11 @@ The handler is plain code, ``handler(delivery)``; it knows nothing about time.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .broker import Broker, BrokerError, BrokerUnavailable, CommitFailed, Delivery
+from .broker import Broker, BrokerError, BrokerUnavailable, Delivery
 from .faults import Crash, crash_point
 
 BEFORE_COMMIT = crash_point(
@@ -38,18 +39,23 @@ def dead_letter_topic(topic: str) -> str:
 
 
 class ConsumerWorker:
-    """One consumer process of a group, scheduled on the broker's clock.
+    """One consumer process of a group: ``poll_once()`` is the loop, the clock only runs it.
 
     ``processing_ms`` is how long the handler takes per message in simulated time, so a slow
     consumer builds a backlog; ``poll_interval_ms`` is how long it sleeps when there is nothing
     to do. ``commit_every`` > 1 commits in batches: faster, and more redelivery after a crash.
+    A crashed worker rejoins its group ``restart_after_ms`` later (never, with None), as a
+    supervisor would restart it. While an :class:`~eda_lab.faults.Outage` names the worker,
+    it does not run at all. ``start=False`` leaves the scheduling to the caller (call
+    :meth:`start`, or :meth:`poll_once` by hand).
     """
 
     def __init__(self, broker: Broker, group: str, topics: str | list[str], handler: Handler, *,
                  name: str | None = None, poll_interval_ms: float = 100.0, max_batch: int = 10,
                  processing_ms: float = 0.0, max_attempts: int = 3, backoff_ms: float = 100.0,
                  backoff_factor: float = 2.0, commit_every: int = 1,
-                 restart_after_ms: float | None = None, online: bool = True):
+                 restart_after_ms: float | None = None, online: bool = True,
+                 start: bool = True):
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
         for arg, value, low in (("poll_interval_ms", poll_interval_ms, 0.0),
@@ -66,6 +72,7 @@ class ConsumerWorker:
         if backoff_factor < 1:
             raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor}")
         self.broker = broker
+        self.clock = broker.clock
         self.group = group
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         self.handler = handler
@@ -82,26 +89,40 @@ class ConsumerWorker:
         self.dead_letters: list[Delivery] = []
         self.crashes = 0
         self.consumer = None
+        self.process = None
+        self._fetched: deque[Delivery] = deque()  # polled, not yet finished with, in order
+        self._attempt = 1              # the handler's attempt at the first fetched delivery
+        self._dead_letter_reason = None  # set while its dead letter waits for the broker
+        self._working = False          # processing_ms of the first fetched delivery has begun
+        self._not_before = -1.0        # backing off or busy until then (simulated ms)
+        self._uncommitted = 0
+        self._restart_at: float | None = None
+        self._progress = False         # the last turn finished something: go again at once
         broker.subscribe(group, self.topics)
         for topic in self.topics:
             broker.create_topic(dead_letter_topic(topic), broker.topic(topic).partition_count)
         if online:
             self.go_online()
-        self.process = broker.clock.process(self._run())
+        if start:
+            self.start()
 
+    # -- membership ---------------------------------------------------------------------------
     @property
     def online(self) -> bool:
         return self.consumer is not None and self.consumer.active
 
     def go_online(self) -> None:
         """Join the group (again); the partitions are shared out, and reading resumes."""
+        self._restart_at = None
         if not self.online:
             self.consumer = self.broker.consumer(self.group, name=self.name)
 
     def go_offline(self) -> None:
         """Leave the group cleanly. Its backlog keeps growing until someone reads it."""
+        self._restart_at = None
         if self.online:
             self.consumer.close()
+        self._forget()
 
     def crash(self) -> None:
         """Die without committing; with ``restart_after_ms`` set, come back after that long."""
@@ -109,98 +130,151 @@ class ConsumerWorker:
             self.consumer.crash()
             self.crashes += 1
             if self.restart_after_ms is not None:
-                self.broker.clock.call_at(self.broker.clock.now + self.restart_after_ms,
-                                          self.go_online)
+                self._restart_at = self.clock.now + self.restart_after_ms
+        self._forget()
 
-    def _run(self):
-        clock = self.broker.clock
-        while True:
-            consumer = self.consumer
-            if consumer is None or not consumer.active:
-                yield clock.timeout(self.poll_interval_ms)
-                continue
-            deliveries = consumer.poll(self.max_batch)
-            if not deliveries:
-                yield clock.timeout(self.poll_interval_ms)
-                continue
-            uncommitted = 0
-            for delivery in deliveries:
-                if self.processing_ms:
-                    yield clock.timeout(self.processing_ms)
-                if self.consumer is not consumer or not consumer.active:
-                    break  # went offline or crashed mid-batch: the rest is redelivered
-                try:
-                    ok = yield from self._handle(consumer, delivery)
-                    if not ok:
-                        break
-                    self.broker.faults.check(BEFORE_COMMIT, trace=self.broker.trace,
-                                             now=clock.now, actor=consumer.name)
-                except Crash:
-                    self.crash()
-                    break
-                uncommitted += 1
-                if uncommitted >= self.commit_every or delivery is deliveries[-1]:
-                    if not self._commit(consumer, delivery):
-                        break
-                    uncommitted = 0
+    def _forget(self) -> None:
+        """What a process holds in memory dies with it: the fetched, unfinished deliveries."""
+        self._fetched.clear()
+        self._attempt, self._dead_letter_reason, self._working = 1, None, False
+        self._not_before, self._uncommitted, self._progress = -1.0, 0, False
 
-    def _handle(self, consumer, delivery: Delivery):
-        """Run the handler with retries and backoff; dead-letter after the last attempt.
+    # -- the loop, one turn: plain, synchronous ----------------------------------------------
+    def poll_once(self) -> int:
+        """One turn of the consumer loop; returns how many deliveries it finished.
 
-        Returns True when the delivery is done with (handled or dead-lettered), False when the
-        worker lost its partitions meanwhile (the delivery will come again).
+        Poll a batch when nothing is left from the last one; then, for each delivery in
+        order: run the handler (after ``processing_ms``, which ends this turn and resumes the
+        next); on an exception, try again after a backoff (the rest of the batch waits: order
+        per key), and after ``max_attempts`` publish it to ``<topic>.DLT`` and go on; commit.
+        A :class:`~eda_lab.faults.Crash` (the handler's, or at ``consumer.before_commit``)
+        leaves the group without committing and propagates, as the process died.
         """
-        clock = self.broker.clock
-        trace = self.broker.trace
-        message = delivery.message
-        attempt = 1
-        while True:
+        now = self.clock.now
+        self._progress = False
+        if self.consumer is None or not self.consumer.active:
+            if self._restart_at is None or now < self._restart_at:
+                return 0
+            self.go_online()  # the supervisor restarted it
+        if self.broker.faults.is_down(self.name, now) or now < self._not_before:
+            return 0  # down, backing off, or busy with the message it is processing
+        if not self._fetched:
+            self._fetched.extend(self.consumer.poll(self.max_batch))
+        done = 0
+        try:
+            while self._fetched:
+                delivery = self._fetched[0]
+                if self.processing_ms and not self._working:
+                    self._working = True
+                    self._not_before = now + self.processing_ms
+                    break
+                self._working = False
+                if not self._finish(delivery, now):
+                    break  # to be tried again after a backoff
+                self._fetched.popleft()
+                done += 1
+                self.broker.faults.check(BEFORE_COMMIT, trace=self.broker.trace, now=now,
+                                         actor=self.consumer.name)
+                self._uncommitted += 1
+                if self._uncommitted >= self.commit_every or not self._fetched:
+                    self._uncommitted = 0
+                    if not self._commit(delivery):
+                        break
+        except Crash:
+            self.crash()
+            raise
+        self._progress = done > 0
+        return done
+
+    def _finish(self, delivery: Delivery, now: float) -> bool:
+        """Handle ``delivery`` (or dead-letter it after its last attempt); False when it must
+        be tried again later (``_not_before`` says when)."""
+        if self._dead_letter_reason is None:
             try:
                 self.handler(delivery)
                 self.handled += 1
+                self._attempt = 1
                 return True
             except Crash:
                 raise
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried
                 reason = f"{type(exc).__name__}: {exc}"
-                if attempt >= self.max_attempts:
-                    yield from self._dead_letter(consumer, delivery, reason, attempt)
-                    return True
-                wait = self.backoff_ms * self.backoff_factor ** (attempt - 1)
-                trace.add(clock.now, "retry", consumer.name, delivery.topic, delivery.partition,
-                          delivery.offset, message.key, message.id, message.type,
-                          f"group={self.group} attempt={attempt} wait_ms={wait:g} {reason}")
-                yield clock.timeout(wait)
-                attempt += 1
-                if self.consumer is not consumer or not consumer.active:
-                    return False
+            if self._attempt < self.max_attempts:
+                wait = self.backoff_ms * self.backoff_factor ** (self._attempt - 1)
+                message = delivery.message
+                self.broker.trace.add(
+                    now, "retry", self.consumer.name, delivery.topic, delivery.partition,
+                    delivery.offset, message.key, message.id, message.type,
+                    f"group={self.group} attempt={self._attempt} wait_ms={wait:g} {reason}")
+                self._attempt += 1
+                self._not_before = now + wait
+                return False
+            self._dead_letter_reason = reason
+        if not self._dead_letter(delivery, self._dead_letter_reason, self._attempt, now):
+            self._not_before = now + self.backoff_ms  # the broker refused: try again
+            return False
+        self._attempt, self._dead_letter_reason = 1, None
+        return True
 
-    def _dead_letter(self, consumer, delivery: Delivery, reason: str, attempts: int):
-        clock = self.broker.clock
+    def _dead_letter(self, delivery: Delivery, reason: str, attempts: int, now: float) -> bool:
+        """Publish ``delivery`` to its dead-letter topic with the reason; False if refused."""
         message = delivery.message.with_headers(**{
             "dlt.reason": reason, "dlt.group": self.group, "dlt.topic": delivery.topic,
             "dlt.partition": str(delivery.partition), "dlt.offset": str(delivery.offset),
             "dlt.attempts": str(attempts),
         })
-        while True:
-            try:
-                self.broker.publish(dead_letter_topic(delivery.topic), message)
-                break
-            except BrokerUnavailable:
-                yield clock.timeout(self.backoff_ms)
+        try:
+            self.broker.publish(dead_letter_topic(delivery.topic), message)
+        except BrokerUnavailable:
+            return False
         self.dead_letters.append(delivery)
-        self.broker.trace.add(clock.now, "dead_letter", consumer.name, delivery.topic,
+        self.broker.trace.add(now, "dead_letter", self.consumer.name, delivery.topic,
                               delivery.partition, delivery.offset, message.key, message.id,
                               message.type, f"group={self.group} attempts={attempts} {reason}")
+        return True
 
-    def _commit(self, consumer, delivery: Delivery) -> bool:
+    def _commit(self, delivery: Delivery) -> bool:
         try:
-            consumer.commit(delivery)
+            self.consumer.commit(delivery)
             return True
         except BrokerUnavailable:
             return True  # not stored; the next commit covers it (or it is redelivered)
-        except (CommitFailed, BrokerError):
-            return False  # partitions moved away: the new owner redelivers
+        except BrokerError:
+            # The partitions moved away in a rebalance: what was not committed goes to the
+            # new owner, and this consumer reads on from its committed offsets.
+            self.consumer.seek_to_committed()
+            self._forget()
+            return False
+
+    # -- scheduling on the simulated clock -----------------------------------------------------
+    def start(self):
+        """Run :meth:`poll_once` on the clock, as often as :meth:`wait_ms` says."""
+        if self.process is None:
+            self.process = self.clock.process(self._run())
+        return self.process
+
+    def wait_ms(self) -> float:
+        """How long to sleep before the next turn: none after progress, until a backoff or a
+        message's processing ends, an outage or a restart, else ``poll_interval_ms``."""
+        now = self.clock.now
+        if self._not_before > now:
+            return self._not_before - now
+        down_until = self.broker.faults.down_until(self.name, now)
+        if down_until is not None:
+            return down_until - now
+        if self._restart_at is not None and not self.online:
+            return max(0.0, min(self.poll_interval_ms, self._restart_at - now))
+        if self._progress or (self._fetched and not self.processing_ms):
+            return 0.0
+        return self.poll_interval_ms
+
+    def _run(self):
+        while True:
+            try:
+                self.poll_once()
+            except Crash:
+                pass  # poll_once left the group; the restart comes with restart_after_ms
+            yield self.clock.timeout(self.wait_ms())
 
     def __repr__(self) -> str:
         state = "online" if self.online else "offline"

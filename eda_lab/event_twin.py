@@ -47,7 +47,7 @@ from .sync_chain import (
     check_names,
     check_number,
     check_outages,
-    percentile,
+    rounded_percentile,
 )
 from .trace import Trace
 
@@ -124,7 +124,7 @@ class TwinRun(RunResult):
             "orders_placed": len(frame), "fully_processed": len(lag),
             "dead_lettered": sum(len(orders) for orders in self.dead_lettered.values()),
             "lag_mean_ms": round(float(lag.mean()), 1) if len(lag) else math.nan,
-            "lag_p95_ms": percentile(lag, 95),
+            "lag_p95_ms": rounded_percentile(lag, 95),
             "lag_max_ms": round(float(lag.max()), 1) if len(lag) else math.nan,
             "all_processed_at_s": round(last / 1000, 2) if len(lag) == len(frame) else math.nan,
         }
@@ -134,7 +134,7 @@ class TwinRun(RunResult):
         out = super().windows(window_ms)
         orders = self.orders
         window = (orders["placed_ms"] // window_ms).astype(int)
-        lag = orders["lag_ms"].groupby(window).quantile(0.95)
+        lag = orders["lag_ms"].groupby(window).agg(lambda v: rounded_percentile(v.dropna(), 95))
         out["lag_p95_ms"] = lag.reindex(range(len(out))).to_numpy().round(3)
         return out
 

@@ -134,26 +134,27 @@ class FaultPlan:
     def points(self) -> dict[str, Any]:
         return {point: kind for point, (kind, _) in self._specs.items()}
 
-    def plans(self, point: str) -> bool:
-        """True when the plan can fire ``point`` at all (lets hot paths skip the bookkeeping)."""
-        spec = self._specs.get(point)
-        return spec is not None and spec[0] != "never"
-
     def reach(self, point: str) -> bool:
-        """Count one visit to ``point``; True when the fault fires on this visit."""
-        n = self.hits[point] = self.hits.get(point, 0) + 1
+        """Count one visit to ``point``; True when the fault fires on this visit.
+
+        Every visit is counted (``hits``), planned or not, so a test can see that code passed a
+        point; a point the plan does not name costs two dict look-ups, which is why code calls
+        :meth:`check` at every crash point without asking first.
+        """
+        hits = self.hits
+        n = hits[point] = hits.get(point, 0) + 1
         spec = self._specs.get(point)
         if spec is None:
             return False
         kind, value = spec
-        if kind == "never":
-            fire = False
-        elif kind == "always":
+        if kind == "always":
             fire = True
         elif kind == "hits":
             fire = n in value
-        else:
+        elif kind == "chance":
             fire = self._rngs[point].random() < value
+        else:
+            fire = False
         if fire:
             self.fired.append((point, n))
         return fire
@@ -167,8 +168,16 @@ class FaultPlan:
 
     def is_down(self, target: str, now_ms: float) -> bool:
         """True while an outage of mode 'down' covers ``target`` at ``now_ms``."""
+        if not self.outages:
+            return False
         return any(o.target == target and o.mode == "down" and o.covers(now_ms)
                    for o in self.outages)
+
+    def down_until(self, target: str, now_ms: float) -> float | None:
+        """When the outage covering ``target`` at ``now_ms`` ends (None: it is not down)."""
+        ends = [o.end_ms for o in self.outages
+                if o.target == target and o.mode == "down" and o.covers(now_ms)]
+        return max(ends) if ends else None
 
     def slowdown(self, target: str, now_ms: float) -> float:
         """The latency multiplier for ``target`` at ``now_ms`` (1.0 when not slowed)."""
@@ -181,4 +190,20 @@ class FaultPlan:
     def __repr__(self) -> str:
         entries = ", ".join(f"{p!r}: {k}" for p, k in self.points.items())
         return f"FaultPlan({{{entries}}}, seed={self.seed}, outages={len(self.outages)})"
+
+
+def as_fault_plan(faults: FaultPlan | Mapping[str, Any] | None, *, seed: int = 0) -> FaultPlan:
+    """The plan every part of a run shares: ``faults`` itself, or a plan made from a dict such
+    as ``{"relay.after_publish": 1}`` (seeded with ``seed``), or an empty one for None.
+
+    Every experiment takes either form, so a learner can write the dict in a cell.
+    """
+    if faults is None:
+        return FaultPlan(seed=seed)
+    if isinstance(faults, FaultPlan):
+        return faults
+    if isinstance(faults, Mapping):
+        return FaultPlan(faults, seed=seed)
+    raise TypeError(f"faults must be a dict of fault points such as {{'relay.after_publish': 1}} "
+                    f"or a FaultPlan, got {type(faults).__name__}")
 

@@ -7,8 +7,9 @@ acknowledging). With ``inbox=True`` the message id is claimed in the same local 
 as the effect (:class:`~eda_lab.inbox.Inbox`) and a redelivery changes nothing; with
 ``inbox=False`` every delivery is applied, and a duplicate becomes a second shipment.
 
-``poll_once()`` is the whole consumer loop, one batch: poll, apply, acknowledge (commit the
-offset). The crash point ``consumer.before_commit`` sits between apply and acknowledge.
+The consumer loop itself (poll, apply, acknowledge by committing the offset) is the one every
+consumer here runs, :class:`~eda_lab.consumer.ConsumerWorker`; its crash point
+``consumer.before_commit`` sits between apply and acknowledge.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .broker import Broker, BrokerError, BrokerUnavailable
-from .consumer import BEFORE_COMMIT
+from .broker import Broker, Delivery
+from .consumer import ConsumerWorker
 from .db import open_db, transaction
-from .faults import Crash
 from .inbox import Inbox
 from .messages import Message
 
@@ -29,11 +29,18 @@ EFFECTS_TABLE = "effects"
 
 
 class OrderConsumer:
-    """Consumer group ``group`` on ``topic``, applying each event to its own database."""
+    """Consumer group ``group`` on ``topic``, applying each event to its own database.
+
+    The service's part is :meth:`handle` (apply one event, through the inbox); the loop that
+    polls, retries, dead-letters and commits is :class:`~eda_lab.consumer.ConsumerWorker`,
+    which runs it. A crashed consumer rejoins ``restart_after_ms`` later (at its next poll,
+    by default), as a supervisor would restart it.
+    """
 
     def __init__(self, broker: Broker, db: sqlite_utils.Database | str | Path | None = None, *,
                  group: str = "shipping", topic: str = "orders", inbox: bool = True,
-                 max_batch: int = 100, poll_interval_ms: float = 100.0, name: str | None = None):
+                 max_batch: int = 100, poll_interval_ms: float = 100.0, name: str | None = None,
+                 restart_after_ms: float = 0.0):
         if not isinstance(broker, Broker):
             raise TypeError(f"broker must be an eda_lab Broker, got {type(broker).__name__}")
         if not isinstance(inbox, bool):
@@ -47,8 +54,6 @@ class OrderConsumer:
         self.group = group
         self.topic = topic
         self.name = name or group
-        self.max_batch = max_batch
-        self.poll_interval_ms = float(poll_interval_ms)
         self.inbox = Inbox(self.db, self.name) if inbox else None
         if not self.db[EFFECTS_TABLE].exists():
             self.db[EFFECTS_TABLE].create(
@@ -57,14 +62,10 @@ class OrderConsumer:
         self._insert = (f"INSERT INTO {EFFECTS_TABLE} (message_id, order_id, type, version, "
                         "applied_at) VALUES (?, ?, ?, ?, ?)")
         self.received: list[Message] = []   # every delivery, redeliveries included, in order
-        self.crashes = 0
-        self.process = None
-        broker.subscribe(group, topic)
-        self.consumer = broker.consumer(group, name=self.name)
-
-    @property
-    def online(self) -> bool:
-        return self.consumer is not None
+        self.worker = ConsumerWorker(broker, group, topic, self._on_delivery, name=self.name,
+                                     poll_interval_ms=float(poll_interval_ms),
+                                     max_batch=max_batch, restart_after_ms=restart_after_ms,
+                                     start=False)
 
     def _apply(self, conn: sqlite3.Connection, message: Message) -> None:
         conn.execute(self._insert, (message.id, message.key, message.type,
@@ -79,57 +80,33 @@ class OrderConsumer:
             self._apply(conn, message)
         return True
 
-    def poll_once(self) -> int:
-        """Poll a batch, apply each event, acknowledge each; returns how many were handled.
+    def _on_delivery(self, delivery: Delivery) -> None:
+        self.received.append(delivery.message)
+        self.handle(delivery.message)
 
-        A :class:`~eda_lab.faults.Crash` at ``consumer.before_commit`` leaves the group without
-        committing and propagates; the next ``poll_once`` rejoins (a restart), and the group
-        delivers again everything after the last committed offset.
-        """
-        if self.consumer is None:
-            self.consumer = self.broker.consumer(self.group, name=self.name)
-        consumer = self.consumer
-        faults, trace, clock = self.broker.faults, self.broker.trace, self.broker.clock
-        check_crash = faults.plans(BEFORE_COMMIT)
-        handled = 0
-        for delivery in consumer.poll(self.max_batch):
-            self.received.append(delivery.message)
-            self.handle(delivery.message)
-            handled += 1
-            try:
-                if check_crash:
-                    faults.check(BEFORE_COMMIT, trace=trace, now=clock.now, actor=self.name)
-                consumer.commit(delivery)
-            except Crash:
-                self.crash()
-                raise
-            except BrokerUnavailable:
-                break  # not acknowledged: delivered again after the next restart or rebalance
-            except BrokerError:
-                break
-        return handled
+    # -- the loop is the worker's ------------------------------------------------------------
+    def poll_once(self) -> int:
+        """One turn of the consumer loop (see :meth:`ConsumerWorker.poll_once`): poll a batch,
+        apply each event, acknowledge each; returns how many were handled. A
+        :class:`~eda_lab.faults.Crash` at ``consumer.before_commit`` propagates; the worker
+        rejoins at its restart, and the group delivers again what was not committed."""
+        return self.worker.poll_once()
+
+    def start(self):
+        """Run the worker on the broker's clock."""
+        return self.worker.start()
 
     def crash(self) -> None:
-        """Die without acknowledging; the next poll restarts the consumer."""
-        if self.consumer is not None:
-            self.consumer.crash()
-            self.consumer = None
-            self.crashes += 1
+        """Die without acknowledging; the worker restarts after ``restart_after_ms``."""
+        self.worker.crash()
 
-    def start(self, until_ms: float | None = None):
-        """Poll every ``poll_interval_ms`` on the broker's clock (crashes restart at once)."""
-        if self.process is None:
-            self.process = self.broker.clock.process(self._run(until_ms))
-        return self.process
+    @property
+    def online(self) -> bool:
+        return self.worker.online
 
-    def _run(self, until_ms: float | None):
-        clock = self.broker.clock
-        while until_ms is None or clock.now <= until_ms:
-            try:
-                self.poll_once()
-            except Crash:
-                pass
-            yield clock.timeout(self.poll_interval_ms)
+    @property
+    def crashes(self) -> int:
+        return self.worker.crashes
 
     def effects(self) -> list[dict]:
         """Every applied effect, in the order applied."""

@@ -1,5 +1,5 @@
-"""The whole write path, wired: order service -> (outbox + relay | a naive dual write) -> broker
--> a consumer with (or without) an inbox; and the checker that judges it.
+"""The outbox pipeline of notebooks 03-04: the write path (:mod:`eda_lab.write_path`) with one
+consumer, and the experiments run on it.
 
 One :class:`OrderPipeline` is one experiment. It can be driven three ways, all on the same
 plain code:
@@ -20,22 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from .broker import Broker, BrokerUnavailable
-from .checks import ConsistencyReport, EventKey, check_consistency
-from .clock import Clock
+from .checks import ConsistencyReport, EventKey
 from .faults import Crash, FaultPlan, fault_points
-from .order_consumer import OrderConsumer
-from .order_service import OrderService
-from .relay import BATCH_SIZE, POLL_INTERVAL_MS, RETENTION_MS, Relay, make_relay
-from .trace import Trace
+from .relay import BATCH_SIZE, RETENTION_MS
+from .write_path import OUTBOX_VARIANTS, TIMINGS, VARIANTS, WritePath
 
-PIPELINES = {
-    "db_then_publish": "naive: commit to the DB, then publish",
-    "publish_then_db": "naive: publish, then commit to the DB",
-    "outbox-polling": "outbox + polling relay",
-    "outbox-log-tailing": "outbox + log-tailing relay (CDC)",
-}
-OUTBOX_PIPELINES = ("outbox-polling", "outbox-log-tailing")
+PIPELINES = VARIANTS
+OUTBOX_PIPELINES = OUTBOX_VARIANTS
 ACTORS = ("order", "relay", "consumer")
 STEP_MS = 100.0   # simulated time one visualizer step takes
 
@@ -71,18 +62,9 @@ def _summary(actor: str, records: list, order_id: str) -> str:
     return text
 
 
-def _plan(faults: FaultPlan | Mapping[str, Any] | None, seed: int) -> FaultPlan:
-    if faults is None:
-        return FaultPlan(seed=seed)
-    if isinstance(faults, FaultPlan):
-        return faults
-    if isinstance(faults, Mapping):
-        return FaultPlan(faults, seed=seed)
-    raise TypeError(f"faults must be a dict of fault points or a FaultPlan, got {faults!r}")
-
-
-class OrderPipeline:
-    """Service, relay (for the outbox variants), broker and consumer on one clock and trace.
+class OrderPipeline(WritePath):
+    """The write path with one consumer (``shipping``), driven a step, a run or a simulation
+    at a time.
 
     ``variant`` is one of :data:`PIPELINES`; ``faults`` a dict such as
     ``{"relay.after_publish": 1}`` or a :class:`FaultPlan`; ``seed`` fixes every random
@@ -92,55 +74,19 @@ class OrderPipeline:
     def __init__(self, variant: str = "outbox-polling",
                  faults: FaultPlan | Mapping[str, Any] | None = None, *, seed: int = 0,
                  inbox: bool = True, partitions: int = 3, batch_size: int = BATCH_SIZE,
-                 poll_interval_ms: float = POLL_INTERVAL_MS, consumer_batch: int = 100,
+                 poll_interval_ms: float = TIMINGS.poll_interval_ms, consumer_batch: int = 100,
                  cleanup: str = "retain", retention_ms: float = RETENTION_MS, retries: int = 0,
-                 restart_after_ms: float = 1_000.0, trace: bool = True):
-        if variant not in PIPELINES:
-            raise ValueError(f"variant must be one of {tuple(PIPELINES)}, got {variant!r}")
-        self.variant = variant
-        self.seed = seed
-        self.faults = _plan(faults, seed)
-        self.clock = Clock()
-        self.trace = Trace(enabled=trace)
-        self.broker = Broker(self.clock, self.trace, self.faults)
-        self.broker.create_topic("orders", partitions)
-        outbox = variant in OUTBOX_PIPELINES
-        self.service = OrderService(self.broker, variant="outbox" if outbox else variant,
-                                    retries=retries)
-        self.relay: Relay | None = None
-        if outbox:
-            self.relay = make_relay(variant.removeprefix("outbox-"), self.service.db,
-                                    self.broker, batch_size=batch_size,
-                                    poll_interval_ms=poll_interval_ms, cleanup=cleanup,
-                                    retention_ms=retention_ms, restart_after_ms=restart_after_ms)
-        self.consumer = OrderConsumer(self.broker, inbox=inbox, max_batch=consumer_batch,
-                                      poll_interval_ms=poll_interval_ms / 2)
-        self.failed_orders: list[tuple[str, str]] = []   # (order id, what the caller saw)
+                 restart_after_ms: float = TIMINGS.restart_after_ms, trace: bool = True):
+        super().__init__(variant, faults, seed=seed, inbox=inbox, partitions=partitions,
+                         batch_size=batch_size, poll_interval_ms=poll_interval_ms,
+                         consumer_batch=consumer_batch, cleanup=cleanup,
+                         retention_ms=retention_ms, retries=retries,
+                         restart_after_ms=restart_after_ms, trace=trace)
+        self.consumer = self.consumers["shipping"]
         self.queued = 0
         self._turn = 0
 
-    def set_faults(self, faults: FaultPlan | Mapping[str, Any] | None) -> FaultPlan:
-        """Give every part a new fault plan (the visualizer's toggles); returns it."""
-        plan = _plan(faults, self.seed)
-        self.faults = self.broker.faults = self.service.faults = plan
-        if self.relay is not None:
-            self.relay.faults = plan
-        return plan
-
     # -- the parts' actions, as a supervisor runs them -----------------------------------------
-    def place_order(self, **order: Any) -> str | None:
-        """Place one order; a crash or a refused publish is recorded, not raised."""
-        order_id = order.pop("order_id", None)
-        if order_id is None:
-            order_id = self.service.next_order_id()
-        try:
-            return self.service.place_order(order_id, **order)
-        except Crash as crash:
-            self.failed_orders.append((order_id, f"crash at {crash.point}"))
-        except BrokerUnavailable:
-            self.failed_orders.append((order_id, "BrokerUnavailable"))
-        return None
-
     def relay_poll(self) -> int:
         """One poll of the relay (0 for the naive variants); a crash restarts it."""
         if self.relay is None:
@@ -166,10 +112,6 @@ class OrderPipeline:
             if self.idle():
                 return rounds
         return max_rounds
-
-    def idle(self) -> bool:
-        """Nothing left in the outbox backlog and nothing unacknowledged in the broker."""
-        return (self.relay is None or self.relay.backlog() == 0) and self.consumer.lag() == 0
 
     def run(self, n_orders: int, *, poll_every: int = 10, settle: bool = True,
             **order: Any) -> ConsistencyReport:
@@ -202,9 +144,7 @@ class OrderPipeline:
                 yield clock.timeout(order_interval_ms)
 
         clock.process(orders())
-        if self.relay is not None:
-            self.relay.start()
-        self.consumer.start()
+        self.start()
         clock.run(clock.now + n_orders * order_interval_ms + settle_ms)
         return self.report()
 
@@ -248,29 +188,13 @@ class OrderPipeline:
         return StepResult(actor, _summary(actor, records, order_id), records)
 
     # -- judging -------------------------------------------------------------------------------
-    def in_flight(self) -> set[EventKey]:
-        """Committed events still on their way: in the outbox backlog or unacknowledged."""
-        moving: set[EventKey] = set()
-        if self.relay is not None:
-            if self.relay.kind == "polling":
-                rows = self.service.db.execute(
-                    f'SELECT aggregateid, version FROM "{self.relay.table}" '
-                    "WHERE published_at IS NULL").fetchall()
-            else:
-                rows = self.service.db.execute(
-                    f'SELECT aggregateid, version FROM "{self.relay.log}" WHERE lsn > ?',
-                    (self.relay.offset,)).fetchall()
-            moving.update((a, v) for a, v in rows)
-        group = self.broker.group(self.consumer.group)
-        for (topic, p), committed in group.committed.items():
-            for message in self.broker.topic(topic).partitions[p][committed:]:
-                moving.add((message.key, int(message.headers.get("version", 1))))
-        return moving
+    def in_flight(self, group: str = "shipping") -> set[EventKey]:
+        """Committed events still on their way to the consumer (see :meth:`WritePath.in_flight`)."""
+        return super().in_flight(group)
 
-    def report(self) -> ConsistencyReport:
-        """The checker's verdict on this pipeline, now."""
-        return check_consistency(self.service.truth(), self.consumer.received,
-                                 self.consumer.effects(), self.in_flight())
+    def report(self, group: str = "shipping") -> ConsistencyReport:
+        """The checker's verdict on this pipeline's consumer, now."""
+        return super().report(group)
 
     def lags(self) -> list[float]:
         """For each event published, ms from its commit to its first publish (from the trace)."""

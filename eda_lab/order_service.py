@@ -29,13 +29,14 @@ from typing import Any
 
 import sqlite_utils
 
-from .broker import Broker
+from .broker import Broker, shared_with
 from .clock import Clock
-from .db import open_db, transaction
+from .db import open_db
 from .dual_write import Context, DualWritePoints, db_then_publish, publish_then_db
 from .faults import FaultPlan, crash_point
 from .messages import is_past_tense, new_id
-from .outbox import OUTBOX_TABLE, create_outbox, encode_payload, insert_sql, row_to_message
+from .orders import ORDERS_TABLE, PLACED, create_orders_table
+from .outbox import OUTBOX_TABLE, OutboxEvent, commit_with_outbox, create_outbox, encode_payload
 from .trace import Trace
 
 BEFORE_COMMIT = crash_point(
@@ -50,7 +51,6 @@ AFTER_PUBLISH = crash_point(
 POINTS = DualWritePoints(BEFORE_COMMIT, AFTER_COMMIT, AFTER_PUBLISH)
 
 VARIANTS = ("db_then_publish", "publish_then_db", "outbox")
-ORDERS_TABLE = "orders"
 AGGREGATE_TYPE = "order"
 
 
@@ -67,12 +67,6 @@ def _check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     return variant
-
-
-def _from_broker(broker, attribute: str, make):
-    """The broker's clock/trace/faults when it has one (so a run shares them), else a new one."""
-    value = getattr(broker, attribute, None)
-    return value if value is not None else make()
 
 
 class OrderService:
@@ -102,27 +96,21 @@ class OrderService:
         self.broker = broker
         self.db = _open(db)
         self.topic = topic
-        self.clock = clock if clock is not None else _from_broker(broker, "clock", Clock)
-        self.trace = trace if trace is not None else _from_broker(broker, "trace", Trace)
-        self.faults = faults if faults is not None else _from_broker(broker, "faults", FaultPlan)
+        self.clock, self.trace, self.faults = shared_with(broker, clock, trace, faults)
         self.name = name
         self.retries = retries
         self.outbox_table = outbox_table
         self._create_schema()
         self.origin = self._origin()
         self._next_number = self._highest_number() + 1
-        self._insert_order = (f"INSERT INTO {ORDERS_TABLE} (order_id, customer, amount, status, "
-                              "version, created_at, updated_at) VALUES (?, ?, ?, 'placed', 1, ?, ?)")
-        self._insert_event = insert_sql(outbox_table)
+        self._insert_order = (f"INSERT INTO {ORDERS_TABLE} (order_id, customer, sku, quantity, "
+                              "amount, state, version, created_at, updated_at) "
+                              f"VALUES (?, ?, ?, ?, ?, '{PLACED}', 1, ?, ?)")
 
     # -- schema ------------------------------------------------------------------------------
     def _create_schema(self) -> None:
         db = self.db
-        if not db[ORDERS_TABLE].exists():
-            db[ORDERS_TABLE].create(
-                {"order_id": str, "customer": str, "amount": float, "status": str,
-                 "version": int, "created_at": float, "updated_at": float},
-                pk="order_id", not_null={"customer", "amount", "status", "version"})
+        create_orders_table(db)
         create_outbox(db, self.outbox_table)
         if not db["service_meta"].exists():
             db["service_meta"].create({"key": str, "value": str}, pk="key")
@@ -186,13 +174,9 @@ class OrderService:
         event_id = self.event_id(order_id, 1)
         payload = encode_payload({"order_id": order_id, "customer": customer, "amount": amount,
                                   **extra}, "details")
-        order_row = (order_id, customer, amount, now, now)
-        event_row = (event_id, AGGREGATE_TYPE, order_id, "OrderPlaced", payload, 1, now)
-        write = self._order_writer(order_row)
-        if variant == "outbox":
-            self._commit_with_outbox(write, event_row, now)
-        else:
-            self._dual_write(variant, write, event_row, now)
+        order_row = (order_id, customer, extra.get("sku"), extra.get("quantity"), amount, now, now)
+        event = OutboxEvent(event_id, AGGREGATE_TYPE, order_id, "OrderPlaced", payload, 1, now)
+        self._commit(variant, self._order_writer(order_row), event, now)
         return order_id
 
     def _order_writer(self, order_row: tuple):
@@ -206,15 +190,15 @@ class OrderService:
         return write
 
     def record_event(self, order_id: str, type: str, payload: Mapping[str, Any] | None = None,
-                     *, status: str | None = None, variant: str | None = None) -> str:
+                     *, state: str | None = None, variant: str | None = None) -> str:
         """Change an existing order and announce it (``OrderConfirmed``, ``OrderCancelled``);
         returns the event id. The order's version goes up by one, in the same transaction."""
         variant = self.variant if variant is None else _check_variant(variant)
         if not isinstance(type, str) or not is_past_tense(type):
             raise ValueError(f"type must be an event name in the past tense such as "
                              f"'OrderConfirmed', got {type!r}")
-        if status is not None and (not isinstance(status, str) or not status):
-            raise ValueError(f"status must be a non-empty string or None, got {status!r}")
+        if state is not None and (not isinstance(state, str) or not state):
+            raise ValueError(f"state must be a non-empty string or None, got {state!r}")
         row = self.db.execute(f"SELECT version FROM {ORDERS_TABLE} WHERE order_id = ?",
                               (order_id,)).fetchone()
         if row is None:
@@ -222,45 +206,32 @@ class OrderService:
         text = encode_payload({"order_id": order_id, **(payload or {})})
         version = row[0] + 1
         now = self.clock.now
-        event_row = (self.event_id(order_id, version), AGGREGATE_TYPE, order_id, type, text,
-                     version, now)
+        event = OutboxEvent(self.event_id(order_id, version), AGGREGATE_TYPE, order_id, type, text,
+                            version, now)
 
         def write(conn) -> None:
             changed = conn.execute(
-                f"UPDATE {ORDERS_TABLE} SET version = ?, status = coalesce(?, status), "
+                f"UPDATE {ORDERS_TABLE} SET version = ?, state = coalesce(?, state), "
                 "updated_at = ? WHERE order_id = ? AND version = ?",
-                (version, status, now, order_id, version - 1)).rowcount
+                (version, state, now, order_id, version - 1)).rowcount
             if not changed:  # someone else changed the order meanwhile: optimistic lock
                 raise RuntimeError(f"order {order_id!r} changed concurrently; try again")
 
+        self._commit(variant, write, event, now)
+        return event.id
+
+    def _commit(self, variant: str, write, event: OutboxEvent, now: float) -> None:
+        """Commit the change ``write`` makes and announce ``event``, the ``variant`` way."""
+        context = Context(self.faults, self.trace, now, self.name)
         if variant == "outbox":
-            self._commit_with_outbox(write, event_row, now)
-        else:
-            self._dual_write(variant, write, event_row, now)
-        return event_row[0]
-
-    def _commit_with_outbox(self, write, event_row: tuple, now: float) -> None:
-        """The outbox: the change and its event in ONE local transaction."""
-        faults, trace = self.faults, self.trace
-        with transaction(self.db) as conn:
-            write(conn)
-            conn.execute(self._insert_event, event_row)
-            if faults.plans(BEFORE_COMMIT):
-                faults.check(BEFORE_COMMIT, trace=trace, now=now, actor=self.name)
-        if trace.enabled:
-            trace.add(now, "db_commit", self.name, key=event_row[2], message_id=event_row[0],
-                      message_type=event_row[3], detail="orders + outbox in one transaction")
-        if faults.plans(AFTER_COMMIT):
-            faults.check(AFTER_COMMIT, trace=trace, now=now, actor=self.name)
-
-    def _dual_write(self, variant: str, write, event_row: tuple, now: float) -> None:
+            commit_with_outbox(self.db, write, event, POINTS, context, table=self.outbox_table)
+            return
         if self.broker is None:
             raise ValueError(f"variant {variant!r} publishes directly: pass a broker to "
                              "OrderService(broker, ...)")
-        message = row_to_message(event_row)
         run = db_then_publish if variant == "db_then_publish" else publish_then_db
-        run(self.db, write, self.broker, self.topic, message, POINTS,
-            Context(self.faults, self.trace, now, self.name), retries=self.retries)
+        run(self.db, write, self.broker, self.topic, event.to_message(), POINTS, context,
+            retries=self.retries)
 
     # -- inspection --------------------------------------------------------------------------
     def orders(self) -> list[dict]:

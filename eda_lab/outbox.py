@@ -36,14 +36,16 @@ WAL or MySQL's binlog.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from .dual_write import Context, DualWritePoints, Write, commit_locally
 from .messages import Message
 
 OUTBOX_TABLE = "outbox"
@@ -162,6 +164,7 @@ def encode_payload(payload: Mapping[str, Any], argument: str = "payload") -> str
                         f"{exc}") from None
 
 
+@functools.lru_cache(maxsize=64)
 def insert_sql(table: str = OUTBOX_TABLE) -> str:
     """The outbox INSERT, with parameters (id, aggregatetype, aggregateid, type, payload,
     version, created_at)."""
@@ -186,6 +189,50 @@ def write_event(conn: sqlite3.Connection, *, id: str, aggregatetype: str, aggreg
     text = payload if isinstance(payload, str) else encode_payload(payload)
     conn.execute(insert_sql(table), (id, aggregatetype, aggregateid, type, text, version,
                                      created_at))
+
+
+class OutboxEvent(NamedTuple):
+    """One event a service is about to write to its outbox: a row, in column order.
+
+    ``payload`` is JSON text (:func:`encode_payload`). The message key will be the aggregate
+    id, as Debezium's outbox router makes it: one aggregate's events stay in one partition.
+    """
+
+    id: str
+    aggregatetype: str
+    aggregateid: str
+    type: str
+    payload: str
+    version: int = 1
+    created_at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """The message key: the aggregate id."""
+        return self.aggregateid
+
+    def to_message(self) -> Message:
+        """The broker message a relay will publish for this row."""
+        return row_to_message(self)
+
+
+def commit_with_outbox(db: sqlite_utils.Database, write: Write, event: OutboxEvent,
+                       points: DualWritePoints, ctx: Context, *,
+                       table: str = OUTBOX_TABLE) -> None:
+    """The transactional outbox: the change and its event in ONE local transaction.
+
+    ``write(conn)`` makes the business change; the event becomes an outbox row on the same
+    connection before the COMMIT, so both are kept or neither is. Nothing is published here:
+    a relay does that later, as often as it takes. Compare ``db_then_publish`` in
+    :mod:`eda_lab.dual_write`: the same arguments, and one write instead of two.
+    """
+    def change_and_event(conn: sqlite3.Connection) -> None:
+        write(conn)
+        write_event(conn, id=event.id, aggregatetype=event.aggregatetype,
+                    aggregateid=event.aggregateid, type=event.type, payload=event.payload,
+                    version=event.version, created_at=event.created_at, table=table)
+
+    commit_locally(db, change_and_event, points, ctx, event, "orders + outbox in one transaction")
 
 
 def row_to_message(row: tuple | sqlite3.Row) -> Message:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .broker import Broker, BrokerUnavailable
+from .broker import Broker, BrokerUnavailable, shared_with
 from .clock import Clock
 from .db import transaction
 from .faults import Crash, FaultPlan, crash_point
@@ -71,12 +71,6 @@ def _check_number(argument: str, value, *, minimum: float, integer: bool = False
         raise ValueError(f"{argument} must be {kind} {bound} {minimum:g}, got {value!r}")
 
 
-def _from_broker(broker, attribute: str, make):
-    """The broker's clock/trace/faults when it has one (so a run shares them), else a new one."""
-    value = getattr(broker, attribute, None)
-    return value if value is not None else make()
-
-
 class Relay:
     """What both relays share: settings, the read-publish-mark loop, crash handling, scheduling.
 
@@ -116,9 +110,7 @@ class Relay:
         self.poll_interval_ms = float(poll_interval_ms)
         self.cleanup = cleanup
         self.retention_ms = float(retention_ms)
-        self.clock = clock if clock is not None else _from_broker(broker, "clock", Clock)
-        self.trace = trace if trace is not None else _from_broker(broker, "trace", Trace)
-        self.faults = faults if faults is not None else _from_broker(broker, "faults", FaultPlan)
+        self.clock, self.trace, self.faults = shared_with(broker, clock, trace, faults)
         self.name = name
         self.restart_after_ms = float(restart_after_ms)
         self.polls = 0
@@ -149,15 +141,12 @@ class Relay:
             trace.add(now, "read", self.name, self.topic,
                       detail=f"{len(batch)} row(s) from {self._source()}")
         faults.check(AFTER_READ, trace=trace, now=now, actor=self.name)
-        check_publish = faults.plans(AFTER_PUBLISH)
-        publish, topic = self.broker.publish, self.topic
         done = []
         try:
             for row in batch:
-                publish(topic, row_to_message(row[1:]))
+                self.broker.publish(self.topic, row_to_message(row[1:]))
                 done.append(row[0])
-                if check_publish:
-                    faults.check(AFTER_PUBLISH, trace=trace, now=now, actor=self.name)
+                faults.check(AFTER_PUBLISH, trace=trace, now=now, actor=self.name)
         except BrokerUnavailable:
             pass  # the broker traced the refusal; the rest waits for the next poll
         if done:
@@ -231,7 +220,12 @@ class Relay:
         return ""
 
     def backlog(self) -> int:
-        """Events committed to the outbox and not yet published by this relay."""
+        """How many events are committed to the outbox and not yet published by this relay."""
+        raise NotImplementedError
+
+    def unpublished(self) -> set[tuple[str, int]]:
+        """The events committed and not yet published, as (aggregate id, version) pairs:
+        what is still on its way, for the consistency checker."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -289,6 +283,10 @@ class PollingRelay(Relay):
     def backlog(self) -> int:
         return self.db.execute(
             f'SELECT count(*) FROM "{self.table}" WHERE published_at IS NULL').fetchone()[0]
+
+    def unpublished(self) -> set[tuple[str, int]]:
+        return set(self.db.execute(f'SELECT aggregateid, version FROM "{self.table}" '
+                                   "WHERE published_at IS NULL").fetchall())
 
 
 class LogTailingRelay(Relay):
@@ -353,6 +351,10 @@ class LogTailingRelay(Relay):
     def backlog(self) -> int:
         return self.db.conn.execute(f'SELECT count(*) FROM "{self.log}" WHERE lsn > ?',
                                     (self.offset,)).fetchone()[0]
+
+    def unpublished(self) -> set[tuple[str, int]]:
+        return set(self.db.conn.execute(f'SELECT aggregateid, version FROM "{self.log}" '
+                                        "WHERE lsn > ?", (self.offset,)).fetchall())
 
 
 RELAYS = {"polling": PollingRelay, "log-tailing": LogTailingRelay}

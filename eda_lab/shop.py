@@ -33,20 +33,17 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .broker import Broker, BrokerError
-from .checks import ConsistencyReport, EventKey, check_consistency
-from .clock import Clock
+from .checks import ConsistencyReport
 from .consumer import ConsumerWorker
-from .faults import Crash, FaultPlan
-from .messages import Message
-from .order_consumer import OrderConsumer
-from .order_pipeline import _plan  # a dict of fault points or a FaultPlan -> a FaultPlan
-from .order_service import AGGREGATE_TYPE, ORDERS_TABLE, OrderService
-from .outbox import encode_payload, row_to_message, write_event
-from .relay import RELAYS, Relay, make_relay
+from .faults import FaultPlan
+from .order_service import AGGREGATE_TYPE
+from .orders import ORDERS_TABLE
+from .outbox import OutboxEvent, encode_payload, write_event
+from .relay import RELAYS
 from .saga import (
     InventoryParticipant,
     OrchestratorDown,
+    OrderParticipant,
     PaymentParticipant,
     SagaRunner,
     ShippingParticipant,
@@ -55,18 +52,12 @@ from .saga import (
     shop_problems,
 )
 from .saga.log import COMPENSATED, COMPLETED
-from .saga.participants import DONE, NONE, UNDONE, Participant, Refused
-from .trace import Trace
+from .write_path import SHOP_TIMINGS, TOPIC, WritePath
 
-TOPIC = "orders"
 CONSUMERS = ("shipping-notifier", "analytics")   # the downstream consumer groups
 DUAL_WRITES = ("db_then_publish", "publish_then_db")
 STARTER_GROUP = "order-sagas"
 
-ORDER_INTERVAL_MS = 10.0      # a new order every 10 ms: 100 orders per simulated second
-POLL_INTERVAL_MS = 100.0      # the relay polls every 100 ms
-CONSUMER_POLL_MS = 50.0       # the downstream consumers and the saga starter poll every 50 ms
-RESTART_AFTER_MS = 100.0      # a supervisor restarts any crashed process within 100 ms
 SETTLE_STEP_MS = 500.0        # how far the clock moves between two "are we done?" checks
 MAX_SETTLE_MS = 120_000.0     # give up settling after two simulated minutes
 SAGA_MAX_ATTEMPTS = 8         # retries before a saga stops in needs_attention
@@ -83,143 +74,6 @@ CUSTOMERS = {"alice": 6, "carol": 3, "bob": 1}
 PRODUCTS = {"book": (15.0, 9), "lamp": (40.0, 1)}     # sku -> (price, weight)
 STOCK = {"book": 1_000_000, "lamp": 25}
 ACCOUNTS = {"alice": 1e9, "carol": 1e9, "bob": 60.0}
-
-_LOCK_INDEX = "orders_saga_id"
-# The order's status in the order service's table, as the saga moves it.
-PLACED, PENDING, APPROVED, REJECTED = "placed", "pending", "approved", "rejected"
-
-
-class ShopOrderParticipant(Participant):
-    """The order service as a saga participant, on the order service's own database.
-
-    The order placed by :class:`~eda_lab.order_service.OrderService` becomes ``pending`` (the
-    semantic lock), then ``approved`` or ``rejected``. Approving or rejecting is a new fact
-    about the order, so it bumps the order's version and announces ``OrderApproved`` /
-    ``OrderRejected`` (version 2). With the outbox, the event row is written in the same
-    local transaction as the change; without it, the event is published after the commit
-    (``db_then_publish``) or before it (``publish_then_db``), with the dual write's gaps.
-    """
-
-    name = "order"
-    REPLY_TYPES = {
-        "CreatePendingOrder": ("OrderCreated", "OrderCreationFailed"),
-        "RejectOrder": ("OrderRejected", "OrderRejectionFailed"),
-        "ApproveOrder": ("OrderApproved", "OrderApprovalFailed"),
-    }
-
-    def __init__(self, broker: Broker, service: OrderService, *, outbox: bool = True,
-                 dual_write: str = "db_then_publish"):
-        self.service = service
-        self.outbox = outbox
-        self.dual_write = dual_write
-        self._after_commit: list[Message] = []
-        super().__init__(broker, service.db)
-
-    def create_schema(self) -> None:
-        table = self.db[ORDERS_TABLE]
-        if "saga_id" not in table.columns_dict:
-            table.add_column("saga_id", str)
-            table.create_index(["saga_id"], index_name=_LOCK_INDEX)
-
-    def command_handlers(self):
-        return {"CreatePendingOrder": self.create_pending_order,
-                "RejectOrder": self.reject_order, "ApproveOrder": self.approve_order}
-
-    def on_command(self, command: Message) -> Message | None:
-        """Run the command; without the outbox, publish its event after the commit."""
-        self._after_commit.clear()
-        reply = super().on_command(command)
-        for message in self._after_commit:   # a crash above leaves them unpublished: zombies
-            self.broker.publish(self.service.topic, message)
-        self._after_commit.clear()
-        return reply
-
-    # -- the commands --------------------------------------------------------------------------
-    def _order(self, conn: sqlite3.Connection, order_id: str):
-        return conn.execute(f"SELECT status, saga_id, version FROM {ORDERS_TABLE} "
-                            "WHERE order_id = ?", (order_id,)).fetchone()
-
-    def create_pending_order(self, conn: sqlite3.Connection, command: Message) -> str:
-        order_id = str(command.payload.get("order_id"))
-        saga_id = command.headers["saga_id"]
-        row = self._order(conn, order_id)
-        if row is None:
-            raise Refused(f"{order_id} is not in the orders table (a ghost order)")
-        status, owner, _ = row
-        if owner == saga_id:
-            if status == PENDING:
-                return f"{order_id} was already pending"
-            raise Refused(f"{order_id} is {status} by this saga: the create came too late")
-        if owner is not None:
-            raise Refused(f"{order_id} is held by {owner} (semantic lock)")
-        conn.execute(f"UPDATE {ORDERS_TABLE} SET status = ?, saga_id = ?, updated_at = ? "
-                     "WHERE order_id = ?", (PENDING, saga_id, command.timestamp, order_id))
-        return f"{order_id} is pending"
-
-    def reject_order(self, conn: sqlite3.Connection, command: Message) -> str:
-        order_id = str(command.payload.get("order_id"))
-        saga_id = command.headers["saga_id"]
-        row = self._order(conn, order_id)
-        if row is None:
-            return f"{order_id} is not in the orders table: nothing to undo"
-        status, owner, version = row
-        if owner not in (None, saga_id):
-            return f"{order_id} belongs to {owner}: nothing of this saga to undo"
-        if status in (PENDING, PLACED):
-            self._decide(conn, command, order_id, version, REJECTED, "OrderRejected")
-            return f"{order_id} rejected"
-        return f"{order_id} is already {status}"
-
-    def approve_order(self, conn: sqlite3.Connection, command: Message) -> str:
-        order_id = str(command.payload.get("order_id"))
-        saga_id = command.headers["saga_id"]
-        row = self._order(conn, order_id)
-        if row is None or row[1] != saga_id:
-            raise Refused(f"{order_id} is not held by {saga_id}")
-        status, _, version = row
-        if status == APPROVED:
-            return f"{order_id} was already approved"
-        if status != PENDING:
-            raise Refused(f"{order_id} is {status}, not pending")
-        self._decide(conn, command, order_id, version, APPROVED, "OrderApproved")
-        return f"{order_id} approved"
-
-    def _decide(self, conn: sqlite3.Connection, command: Message, order_id: str, version: int,
-                status: str, event_type: str) -> None:
-        """The order's new status and the event announcing it: one local transaction."""
-        saga_id = command.headers["saga_id"]
-        now = self.broker.clock.now
-        conn.execute(f"UPDATE {ORDERS_TABLE} SET status = ?, saga_id = ?, version = ?, "
-                     "updated_at = ? WHERE order_id = ?",
-                     (status, saga_id, version + 1, now, order_id))
-        event_id = self.service.event_id(order_id, version + 1)
-        payload = {"order_id": order_id, "saga_id": saga_id}
-        if self.outbox:
-            write_event(conn, id=event_id, aggregatetype=AGGREGATE_TYPE, aggregateid=order_id,
-                        type=event_type, payload=payload, version=version + 1, created_at=now,
-                        table=self.service.outbox_table)
-            return
-        message = row_to_message((event_id, AGGREGATE_TYPE, order_id, event_type,
-                                  encode_payload(payload), version + 1, now))
-        if self.dual_write == "publish_then_db":
-            self.broker.publish(self.service.topic, message)   # a ghost if this rolls back
-        else:
-            self._after_commit.append(message)
-
-    # -- what the saga checks read ---------------------------------------------------------------
-    def effect(self, saga_id: str, command_type: str) -> str:
-        row = self.db.execute(f"SELECT status FROM {ORDERS_TABLE} WHERE saga_id = ?",
-                              (saga_id,)).fetchone()
-        status = row[0] if row else None
-        if command_type == "CreatePendingOrder":
-            return {PENDING: DONE, APPROVED: DONE, REJECTED: UNDONE}.get(status, NONE)
-        if command_type == "ApproveOrder":
-            return DONE if status == APPROVED else NONE
-        raise ValueError(f"effect() takes an action this service handles, got {command_type!r}")
-
-    def tables(self) -> dict[str, list[dict]]:
-        return {"orders": self._rows(f"SELECT order_id, customer, amount, status, version, "
-                                     f"saga_id FROM {ORDERS_TABLE} ORDER BY created_at, order_id")}
 
 
 def _check_setting(name: str, value: Any, allowed: Iterable[Any]) -> None:
@@ -247,8 +101,9 @@ def _check_tick(tick: Tick | None) -> None:
         raise TypeError(f"tick must be a function of no arguments, got {tick!r}")
 
 
-class Shop:
-    """The order service, relay, broker, saga and downstream consumers on one clock.
+class Shop(WritePath):
+    """The write path (order service, relay, broker, downstream consumers) plus the saga
+    starter and the Create Order saga, on one clock.
 
     >>> shop = Shop(seed=2)
     >>> shop.run(20)   # place 20 orders, then run until everything has settled
@@ -258,16 +113,17 @@ class Shop:
 
     ``faults`` is a dict such as ``{"relay.after_publish": 0.05}`` or a :class:`FaultPlan`;
     ``relay`` is ``"polling"`` or ``"log-tailing"``; ``consumers`` names the downstream
-    consumer groups (a subset of :data:`CONSUMERS`).
+    consumer groups (a subset of :data:`CONSUMERS`). Timings default to
+    :data:`~eda_lab.write_path.SHOP_TIMINGS`.
     """
 
     def __init__(self, *, seed: int = 0, faults: FaultPlan | Mapping[str, Any] | None = None,
                  relay: str = "polling", outbox: bool = True,
                  dual_write: str = "db_then_publish", inbox: bool = True,
                  consumers: Sequence[str] = CONSUMERS, partitions: int = 3,
-                 order_interval_ms: float = ORDER_INTERVAL_MS,
-                 poll_interval_ms: float = POLL_INTERVAL_MS,
-                 consumer_poll_ms: float = CONSUMER_POLL_MS, trace: bool = True,
+                 order_interval_ms: float = SHOP_TIMINGS.order_interval_ms,
+                 poll_interval_ms: float = SHOP_TIMINGS.poll_interval_ms,
+                 consumer_poll_ms: float = SHOP_TIMINGS.consumer_poll_ms, trace: bool = True,
                  stock: Mapping[str, int] | None = None,
                  accounts: Mapping[str, float] | None = None):
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -286,25 +142,20 @@ class Shop:
         self.order_interval_ms = _positive("order_interval_ms", order_interval_ms)
         poll_interval_ms = _positive("poll_interval_ms", poll_interval_ms)
         consumer_poll_ms = _positive("consumer_poll_ms", consumer_poll_ms)
-        self.seed = seed
+        super().__init__(f"outbox-{relay}" if outbox else dual_write, faults, seed=seed,
+                         consumers=consumers, inbox=inbox, partitions=partitions,
+                         poll_interval_ms=poll_interval_ms, consumer_poll_ms=consumer_poll_ms,
+                         restart_after_ms=SHOP_TIMINGS.restart_after_ms, delay_ms=DELAY_MS,
+                         trace=trace)
         self.settings = {"relay": relay, "outbox": outbox, "dual_write": dual_write,
                          "inbox": inbox, "consumers": tuple(consumers)}
-        self.faults = _plan(faults, seed)
-        self.clock = Clock()
-        self.trace = Trace(enabled=trace)
-        self.broker = Broker(self.clock, self.trace, self.faults, delay_ms=DELAY_MS)
-        self.broker.create_topic(TOPIC, partitions)
         self.outbox = outbox
-        self.service = OrderService(self.broker, variant="outbox" if outbox else dual_write,
-                                    topic=TOPIC)
-        self.relay: Relay | None = None
-        if outbox:
-            self.relay = make_relay(relay, self.service.db, self.broker, topic=TOPIC,
-                                    poll_interval_ms=poll_interval_ms,
-                                    restart_after_ms=RESTART_AFTER_MS)
+        self.dual_write = dual_write
+        # The order service's own database holds the orders the saga works on.
+        self.order_participant = OrderParticipant(self.broker, self.service.db,
+                                                  announce=self._announce, creates_orders=False)
         participants = {
-            "order": ShopOrderParticipant(self.broker, self.service, outbox=outbox,
-                                          dual_write=dual_write),
+            "order": self.order_participant,
             "inventory": InventoryParticipant(self.broker, stock=dict(stock or STOCK)),
             "payment": PaymentParticipant(self.broker, accounts=dict(accounts or ACCOUNTS)),
             "shipping": ShippingParticipant(self.broker),
@@ -313,20 +164,35 @@ class Shop:
                                 participants=participants, max_batch=100,
                                 max_attempts=SAGA_MAX_ATTEMPTS,
                                 reply_timeout_ms=REPLY_TIMEOUT_MS,
-                                restart_after_ms=RESTART_AFTER_MS)
+                                restart_after_ms=SHOP_TIMINGS.restart_after_ms)
         self.starter = ConsumerWorker(self.broker, STARTER_GROUP, TOPIC, self._start_saga,
                                       name="saga-starter", poll_interval_ms=consumer_poll_ms,
                                       max_batch=100, max_attempts=STARTER_MAX_ATTEMPTS,
                                       backoff_ms=STARTER_BACKOFF_MS, backoff_factor=1.0,
-                                      restart_after_ms=RESTART_AFTER_MS)
-        self.consumers = {name: OrderConsumer(self.broker, group=name, topic=TOPIC,
-                                              inbox=inbox, poll_interval_ms=consumer_poll_ms)
-                          for name in consumers}
+                                      restart_after_ms=SHOP_TIMINGS.restart_after_ms,
+                                      start=False)
         self._orders = random.Random(f"{seed}:orders")
-        self.placed = 0                                  # orders the customers tried to place
-        self.failed_orders: list[tuple[str, str]] = []   # (order id, what the customer saw)
+        self.placed = 0                           # orders the customers tried to place
         self.settled_at_ms: float | None = None   # when settle() last found nothing to do
-        self._started = False
+
+    def _announce(self, conn: sqlite3.Connection, order_id: str, version: int,
+                  event_type: str, payload: dict) -> None:
+        """How the order participant tells the world it approved or rejected an order.
+
+        With the outbox: an outbox row in the participant's own local transaction. Without
+        it, the dual write of notebook 03: publish now, inside the transaction (a ghost if it
+        rolls back), or after the commit (a zombie if the process dies first).
+        """
+        event = OutboxEvent(self.service.event_id(order_id, version), AGGREGATE_TYPE,
+                            order_id, event_type, encode_payload(payload), version,
+                            self.clock.now)
+        if self.outbox:
+            write_event(conn, **event._asdict(), table=self.service.outbox_table)
+        elif self.dual_write == "publish_then_db":
+            self.broker.publish(TOPIC, event.to_message())
+        else:
+            self.order_participant.after_commit(
+                lambda: self.broker.publish(TOPIC, event.to_message()))
 
     # -- the order stream ----------------------------------------------------------------------
     def next_order(self) -> dict[str, Any]:
@@ -338,21 +204,13 @@ class Shop:
         return {"customer": customer, "sku": sku, "quantity": quantity,
                 "amount": PRODUCTS[sku][0] * quantity}
 
-    def place_order(self, order: Mapping[str, Any] | None = None) -> str | None:
-        """A customer places one order now; a crash or a refused publish is recorded (the
-        customer saw an error), not raised. Returns the order id, or None when it failed."""
-        order = dict(self.next_order() if order is None else order)
-        order_id = self.service.next_order_id()
+    def place_next_order(self) -> str | None:
+        """A customer places the next order of the stream now; a crash or a refused publish
+        is recorded (the customer saw an error), not raised. Returns the order id, or None."""
+        order = self.next_order()
         self.placed += 1
-        try:
-            return self.service.place_order(
-                order_id, customer=order.pop("customer"), amount=order.pop("amount"),
-                details=order)
-        except Crash as crash:
-            self.failed_orders.append((order_id, f"crash at {crash.point}"))
-        except BrokerError as error:
-            self.failed_orders.append((order_id, type(error).__name__))
-        return None
+        return self.place_order(customer=order.pop("customer"), amount=order.pop("amount"),
+                                details=order)
 
     def _start_saga(self, delivery) -> None:
         """The saga starter's handler: one Create Order saga per ``OrderPlaced``."""
@@ -370,13 +228,10 @@ class Shop:
         self.sagas.start(dict(message.payload), saga_id)
 
     # -- running on the clock ------------------------------------------------------------------
-    def _start_processes(self) -> None:
-        if not self._started:
-            self._started = True
-            if self.relay is not None:
-                self.relay.start()
-            for consumer in self.consumers.values():
-                consumer.start()
+    def start(self) -> None:
+        """Run the saga starter, the relay and the consumers on the clock (once)."""
+        self.starter.start()
+        super().start()
 
     def run(self, n_orders: int, *, tick: Tick | None = None,
             max_settle_ms: float = MAX_SETTLE_MS) -> bool:
@@ -395,12 +250,12 @@ class Shop:
         if isinstance(n_orders, bool) or not isinstance(n_orders, int) or n_orders < 0:
             raise ValueError(f"n_orders must be an integer >= 0, got {n_orders!r}")
         _check_tick(tick)
-        self._start_processes()
+        self.start()
         clock = self.clock
 
         def customers():
             for i in range(n_orders):
-                self.place_order()
+                self.place_next_order()
                 if i < n_orders - 1:
                     yield clock.timeout(self.order_interval_ms)
 
@@ -414,17 +269,14 @@ class Shop:
         """The storm is over: from now on no fault fires. Returns the plan that was in force
         (its ``fired`` list says what happened). Every part reads the new, empty plan."""
         storm = self.faults
-        self.faults = FaultPlan(seed=self.seed)
-        self.broker.faults = self.service.faults = self.faults
-        if self.relay is not None:
-            self.relay.faults = self.faults
+        self.set_faults(None)
         return storm
 
     def settle(self, max_ms: float = MAX_SETTLE_MS, *, tick: Tick | None = None) -> bool:
         """Run the clock until nothing is left on its way (or ``max_ms``); True if settled."""
         max_ms = _positive("max_ms", max_ms)
         _check_tick(tick)
-        self._start_processes()
+        self.start()
         clock = self.clock
         deadline = clock.now + max_ms
         while not self.idle():
@@ -438,40 +290,16 @@ class Shop:
 
     def idle(self) -> bool:
         """Nothing in the outbox backlog, nothing unacknowledged, no saga unfinished."""
-        if self.relay is not None and self.relay.backlog():
-            return False
-        if any(self.broker.lag(group) for group in (STARTER_GROUP, *self.consumers)):
-            return False
-        return not self.sagas.busy
+        return super().idle() and not self.broker.lag(STARTER_GROUP) and not self.sagas.busy
 
     # -- judging -------------------------------------------------------------------------------
     def truth(self) -> dict[str, int]:
         """The source of truth: order id -> version (the events the order service committed)."""
         return self.service.truth()
 
-    def in_flight(self, group: str) -> set[EventKey]:
-        """Committed events still on their way to ``group``: in the outbox or unacknowledged."""
-        moving: set[EventKey] = set()
-        relay, db = self.relay, self.service.db
-        if relay is not None:
-            if relay.kind == "polling":
-                rows = db.execute(f'SELECT aggregateid, version FROM "{relay.table}" '
-                                  "WHERE published_at IS NULL").fetchall()
-            else:
-                rows = db.execute(f'SELECT aggregateid, version FROM "{relay.log}" '
-                                  "WHERE lsn > ?", (relay.offset,)).fetchall()
-            moving.update((a, v) for a, v in rows)
-        for (topic, p), committed in self.broker.group(group).committed.items():
-            for message in self.broker.topic(topic).partitions[p][committed:]:
-                moving.add((message.key, int(message.headers.get("version", 1))))
-        return moving
-
     def consistency(self) -> dict[str, ConsistencyReport]:
         """The consistency checker's verdict for each downstream consumer."""
-        truth = self.truth()
-        return {name: check_consistency(truth, consumer.received, consumer.effects(),
-                                        self.in_flight(name))
-                for name, consumer in self.consumers.items()}
+        return self.reports()
 
     def saga_outcomes(self) -> dict[str, int]:
         """How many sagas ended in each status (running ones included)."""

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .clock import Clock
 from .faults import FaultPlan, Outage
+from .stats import percentile
 
 SERVICES_CSV = Path(__file__).resolve().parent.parent / "data" / "services.csv"
 LATENCIES = ("lognormal", "exponential", "constant")
@@ -359,11 +360,11 @@ def check_outages(outages: Iterable[Outage], known: Iterable[str]) -> tuple[Outa
 
 
 # -- results ------------------------------------------------------------------------------------
-def percentile(values, q: float) -> float:
-    """The ``q``-th percentile of ``values``, rounded to 0.1 (NaN when there are none)."""
-    import numpy as np
-
-    return round(float(np.percentile(values, q)), 1) if len(values) else math.nan
+def rounded_percentile(values, q: float) -> float:
+    """The nearest-rank ``q``-th percentile of ``values`` (:mod:`eda_lab.stats`), rounded to
+    0.1 ms; NaN when there are none (a gap in a table or chart)."""
+    value = percentile(values, q)
+    return math.nan if value is None else round(float(value), 1)
 
 
 class RunResult:
@@ -415,8 +416,8 @@ class RunResult:
             "run": self.label, "requests": total, "succeeded": len(ok),
             "success_rate": round(len(ok) / total, 4) if total else math.nan,
             "mean_ms": round(float(ok.mean()), 1) if len(ok) else math.nan,
-            "p50_ms": percentile(ok, 50), "p95_ms": percentile(ok, 95),
-            "p99_ms": percentile(ok, 99),
+            "p50_ms": rounded_percentile(ok, 50), "p95_ms": rounded_percentile(ok, 95),
+            "p99_ms": rounded_percentile(ok, 99),
         }
 
     def failures(self):
@@ -442,7 +443,7 @@ class RunResult:
             "requests": grouped.size(),
             "succeeded": grouped["ok"].sum(),
             "mean_ms": grouped["latency"].mean(),
-            "p95_ms": grouped["latency"].quantile(0.95),
+            "p95_ms": grouped["latency"].agg(lambda v: rounded_percentile(v.dropna(), 95)),
             "failed_at_healthy": grouped["failed_elsewhere"].sum(),
         }).reindex(range(count))
         out[["requests", "succeeded", "failed_at_healthy"]] = (

@@ -46,57 +46,16 @@ class TraceRecord(NamedTuple):
     detail: str = ""
 
 
-class DeliveryRun:
-    """Consecutive deliveries from one partition in one poll, stored as one entry.
-
-    A poll of 100 messages appends one run instead of 100 tuples; reading the trace expands it
-    into one record per delivery, so the trace stays complete and the hot path stays cheap.
-    """
-
-    __slots__ = ("time", "kind", "actor", "topic", "partition", "first_offset", "messages",
-                 "detail")
-
-    def __init__(self, time, kind, actor, topic, partition, first_offset, messages, detail):
-        self.time = time
-        self.kind = kind
-        self.actor = actor
-        self.topic = topic
-        self.partition = partition
-        self.first_offset = first_offset
-        self.messages = messages
-        self.detail = detail
-
-    def __len__(self) -> int:
-        return len(self.messages)
-
-    def expand(self) -> list[tuple]:
-        return [(self.time, self.kind, self.actor, self.topic, self.partition, offset, m.key,
-                 m.id, m.type, self.detail)
-                for offset, m in enumerate(self.messages, self.first_offset)]
-
-
-def _expand(raw: list) -> list[tuple]:
-    out: list[tuple] = []
-    for entry in raw:
-        if type(entry) is DeliveryRun:
-            out.extend(entry.expand())
-        else:
-            out.append(entry)
-    return out
-
-
 class Trace:
     """An append-only list of trace records, shared by every component of one run.
 
-    Records are stored as plain tuples in :data:`COLUMNS` order (a hot path appends them
-    directly to ``raw``, several times cheaper than building a named tuple), or as a
-    :class:`DeliveryRun` for a batch of deliveries; they are read as :class:`TraceRecord`.
+    Records are stored as plain tuples in :data:`COLUMNS` order (cheaper to append than a
+    named tuple, and a run writes one per delivery) and read as :class:`TraceRecord`.
     """
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self.raw: list = []
-        self._extra = 0  # records stored inside runs beyond one per run
+        self._records: list[tuple] = []
 
     def add(self, time: float, kind: str, actor: str, topic: str | None = None,
             partition: int | None = None, offset: int | None = None, key: str | None = None,
@@ -104,65 +63,42 @@ class Trace:
             detail: str = "") -> None:
         """Append one record (nothing, when the trace is disabled)."""
         if self.enabled:
-            self.raw.append((time, kind, actor, topic, partition, offset, key,
-                             message_id, message_type, detail))
-
-    def add_run(self, run: DeliveryRun) -> None:
-        """Append a run of deliveries (one record each when read)."""
-        if self.enabled and run.messages:
-            self.raw.append(run)
-            self._extra += len(run.messages) - 1
+            self._records.append((time, kind, actor, topic, partition, offset, key,
+                                  message_id, message_type, detail))
 
     @property
     def records(self) -> list[TraceRecord]:
-        return [TraceRecord._make(r) for r in _expand(self.raw)]
+        return [TraceRecord._make(r) for r in self._records]
 
     def __len__(self) -> int:
-        return len(self.raw) + self._extra
+        return len(self._records)
 
     def __iter__(self) -> Iterator[TraceRecord]:
-        return map(TraceRecord._make, _expand(self.raw))
+        return map(TraceRecord._make, self._records)
 
     def tail(self, n: int) -> list[TraceRecord]:
-        """The last ``n`` records, cheaply (reads only the end of the trace)."""
+        """The last ``n`` records."""
         if n <= 0:
             return []
-        picked: list = []
-        seen = 0
-        for entry in reversed(self.raw):
-            picked.append(entry)
-            seen += len(entry.messages) if type(entry) is DeliveryRun else 1
-            if seen >= n:
-                break
-        picked.reverse()
-        return [TraceRecord._make(r) for r in _expand(picked)[-n:]]
+        return [TraceRecord._make(r) for r in self._records[-n:]]
 
     def of_kind(self, *kinds: str) -> list[TraceRecord]:
         """The records whose kind is one of ``kinds``."""
         wanted = set(kinds)
-        return [TraceRecord._make(r) for r in _expand(
-            [e for e in self.raw if (e.kind if type(e) is DeliveryRun else e[1]) in wanted])]
+        return [TraceRecord._make(r) for r in self._records if r[1] in wanted]
 
     def count(self, kind: str) -> int:
         """How many records of ``kind`` there are."""
-        total = 0
-        for entry in self.raw:
-            if type(entry) is DeliveryRun:
-                if entry.kind == kind:
-                    total += len(entry.messages)
-            elif entry[1] == kind:
-                total += 1
-        return total
+        return sum(1 for r in self._records if r[1] == kind)
 
     def clear(self) -> None:
-        self.raw.clear()
-        self._extra = 0
+        self._records.clear()
 
     def frame(self, last: int | None = None):
         """The trace as a pandas DataFrame, one row per record (the last ``last`` if given)."""
         import pandas as pd
 
-        records = _expand(self.raw) if last is None else self.tail(last)
+        records = self._records if last is None else self._records[-last:] if last > 0 else []
         frame = pd.DataFrame.from_records(records, columns=COLUMNS)
         for column in ("partition", "offset"):
             frame[column] = frame[column].astype("Int64")

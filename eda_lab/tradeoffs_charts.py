@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .charts import COLORS, axes, color_for, style
-from .consistency_lag import Agreement, percentile
+from .consistency_lag import Agreement
+from .stats import percentile
 
 _P50, _P95 = "#4C72B0", "#C44E52"
 _OUTAGE = "#F4A3A3"

@@ -16,8 +16,8 @@ from eda_lab.consistency_lag import (
     broken_promises,
     committed_times,
     measure_agreement,
-    percentile,
 )
+from eda_lab.stats import percentile
 from eda_lab.tradeoffs_charts import (
     agreement_histogram,
     agreement_timeline,

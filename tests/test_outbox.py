@@ -80,11 +80,11 @@ def test_bad_payload_names_the_argument():
 def test_record_event_bumps_the_version_in_the_same_transaction():
     service = OrderService()
     service.place_order("order-1")
-    event_id = service.record_event("order-1", "OrderConfirmed", status="confirmed")
+    event_id = service.record_event("order-1", "OrderConfirmed", state="confirmed")
     assert event_id.endswith("order-1-v2")
     assert service.truth() == {"order-1": 2}
     assert [r["version"] for r in outbox_rows(service.db)] == [1, 2]
-    assert service.orders()[0]["status"] == "confirmed"
+    assert service.orders()[0]["state"] == "confirmed"
 
 
 def test_event_ids_survive_a_restart_of_the_service(tmp_path):

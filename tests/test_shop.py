@@ -43,15 +43,15 @@ def test_every_order_ends_in_a_finished_saga_and_every_consumer_agrees():
 def test_the_saga_outcome_is_announced_through_the_outbox_as_version_2():
     shop = Shop(seed=3)
     shop.run(20)
-    status = {row["order_id"]: row["status"] for row in shop.service.orders()}
+    status = {row["order_id"]: row["state"] for row in shop.service.orders()}
     assert set(shop.truth().values()) == {2}
     published = {(m.key, m.type) for m in shop.broker.messages("orders")}
     for order_id, state in status.items():
-        expected = "OrderApproved" if state == "approved" else "OrderRejected"
+        expected = "OrderApproved" if state == "APPROVED" else "OrderRejected"
         assert (order_id, expected) in published and (order_id, "OrderPlaced") in published
-    assert set(status.values()) <= {"approved", "rejected"}
+    assert set(status.values()) <= {"APPROVED", "REJECTED"}
     finished = dict(shop.sagas.log.db.execute("SELECT order_id, status FROM sagas").fetchall())
-    assert {o: ("approved" if s == "completed" else "rejected") for o, s in finished.items()} \
+    assert {o: ("APPROVED" if s == "completed" else "REJECTED") for o, s in finished.items()} \
         == status
 
 

@@ -111,15 +111,24 @@ class SagaState(NamedTuple):
 
 
 def _state_from_row(row: Sequence) -> SagaState:
-    (saga_id, definition, order_id, payload, status, step, direction, attempt, tries,
-     command_id, awaiting, deadline_ms, plan, reason, started_ms, updated_ms) = row
-    return SagaState(saga_id, definition, order_id, json.loads(payload), status, step,
-                     direction, attempt, tries, command_id, bool(awaiting), deadline_ms,
-                     tuple(json.loads(plan)), reason, started_ms, updated_ms)
+    fields = dict(zip(_SAGA_COLUMNS, row, strict=True))
+    fields.update(payload=json.loads(fields["payload"]), awaiting=bool(fields["awaiting"]),
+                  plan=tuple(json.loads(fields["plan"])))
+    return SagaState(**fields)
 
 
-# One transition to write: (transition, step name, attempt, command id, detail).
-Transition = tuple[str, str | None, int | None, str | None, str]
+class Transition(NamedTuple):
+    """One row of the saga log to write: what happened, to which step, why.
+
+    ``Transition("completed")`` needs no step; ``Transition("step_sent", "pay", 1, cid,
+    "AuthorizePayment")`` names the step, its attempt and the command in flight.
+    """
+
+    transition: str                 # one of TRANSITIONS
+    step: str | None = None         # the step's name
+    attempt: int | None = None      # which attempt of the step
+    command_id: str | None = None   # the command sent (or answered)
+    detail: str = ""                # in words
 
 
 class SagaLog:
@@ -127,8 +136,9 @@ class SagaLog:
 
     >>> from eda_lab.db import open_db
     >>> log = SagaLog(open_db())
-    >>> state = SagaState("saga-1", "create_order", "order-1", {"order_id": "order-1"})
-    >>> log.begin(state, [("started", None, None, None, "")], now=0.0)
+    >>> state = SagaState(saga_id="saga-1", definition="create_order", order_id="order-1",
+    ...                   payload={"order_id": "order-1"})
+    >>> log.begin(state, [Transition("started")], now=0.0)
     >>> log.get("saga-1").status
     'running'
     """

@@ -158,7 +158,6 @@ class SagaOrchestrator:
         self.max_attempts = max_attempts
         self.schedule = schedule
         self.name = name
-        self.publish = broker.publish  # a runner may wrap it to wake the reader
         steps = definition.steps
         self._steps = steps
         self._index = {s.name: i for i, s in enumerate(steps)}
@@ -187,10 +186,13 @@ class SagaOrchestrator:
         now = self.clock.now
         first = self._steps[0]
         cid = command_id(saga_id, first.name, FORWARD, 1)
-        state = SagaState(saga_id, self.definition.name, order_id, dict(order), RUNNING, 0,
-                          FORWARD, 1, 1, cid, True, now + self.reply_timeout_ms, (), "", now, now)
-        transitions = [("started", None, None, None, f"for {order_id}"),
-                       ("step_sent", first.name, 1, cid, first.action)]
+        state = SagaState(saga_id=saga_id, definition=self.definition.name, order_id=order_id,
+                          payload=dict(order), status=RUNNING, step=0, direction=FORWARD,
+                          attempt=1, tries=1, command_id=cid, awaiting=True,
+                          deadline_ms=now + self.reply_timeout_ms, started_ms=now,
+                          updated_ms=now)
+        transitions = [Transition("started", detail=f"for {order_id}"),
+                       Transition("step_sent", first.name, 1, cid, first.action)]
         self.log.begin(state, transitions, now)
         self._after_record(state, transitions, now)
         return saga_id
@@ -216,20 +218,23 @@ class SagaOrchestrator:
         step = self._steps[state.step]
         if state.direction == FORWARD:
             if succeeded:
-                transitions: list[Transition] = [
-                    ("step_succeeded", step.name, state.attempt, wanted, detail)]
+                transitions = [Transition("step_succeeded", step.name, state.attempt, wanted,
+                                          detail)]
                 new = self._forward_from(state, state.step + 1, transitions, now)
             else:
-                transitions = [("step_failed", step.name, state.attempt, wanted, detail)]
+                transitions = [Transition("step_failed", step.name, state.attempt, wanted, detail)]
                 if self._may_turn_back[state.step]:
-                    new = self._turn_back(state, False, detail, transitions, now)
+                    new = self._turn_back(state, detail, transitions, now,
+                                          include_current=False)
                 else:
                     new = self._next_attempt(state, detail, transitions, now)
         elif succeeded:
-            transitions = [("compensation_succeeded", step.name, state.attempt, wanted, detail)]
+            transitions = [Transition("compensation_succeeded", step.name, state.attempt, wanted,
+                                      detail)]
             new = self._backward_to(state, state.plan, transitions, now)
         else:
-            transitions = [("compensation_failed", step.name, state.attempt, wanted, detail)]
+            transitions = [Transition("compensation_failed", step.name, state.attempt, wanted,
+                                      detail)]
             new = self._next_attempt(state, detail, transitions, now)
         return self._act(new, transitions, now)
 
@@ -247,16 +252,17 @@ class SagaOrchestrator:
         forward = state.direction == FORWARD
         if not state.awaiting:  # a backoff ended: send (again)
             new = state.but(awaiting=True, deadline_ms=now + self.reply_timeout_ms)
-            transitions: list[Transition] = [
-                ("step_sent" if forward else "compensation_sent", step.name, state.attempt,
-                 state.command_id, f"{self._command_type(state)} (try {state.tries})")]
+            transitions = [Transition("step_sent" if forward else "compensation_sent", step.name,
+                                      state.attempt, state.command_id,
+                                      f"{self._command_type(state)} (try {state.tries})")]
             return self._act(new, transitions, now)
         why = f"no reply within {self.reply_timeout_ms:g} ms"
-        transitions = [("step_timed_out" if forward else "compensation_timed_out", step.name,
-                        state.attempt, state.command_id, why)]
+        transitions = [Transition("step_timed_out" if forward else "compensation_timed_out",
+                                  step.name, state.attempt, state.command_id, why)]
         if forward and self._before_pivot[state.step]:
             # Outcome unknown: undo this step as well (undoing what never happened is a no-op).
-            new = self._turn_back(state, True, f"{step.name}: {why}", transitions, now)
+            new = self._turn_back(state, f"{step.name}: {why}", transitions, now,
+                                  include_current=True)
         else:
             new = self._resend_later(state, why, transitions, now)
         return self._act(new, transitions, now)
@@ -279,7 +285,8 @@ class SagaOrchestrator:
             else:
                 new = state
                 detail = f"waits until {state.deadline_ms:g} ms to send {self._command_type(state)}"
-            self._act(new, [("resumed", step.name, state.attempt, state.command_id, detail)], now)
+            self._act(new, [Transition("resumed", step.name, state.attempt, state.command_id,
+                                       detail)], now)
             resumed.append(state.saga_id)
         return resumed
 
@@ -307,16 +314,16 @@ class SagaOrchestrator:
     def _forward_from(self, state: SagaState, index: int, transitions: list,
                       now: float) -> SagaState:
         if index > self._last:
-            transitions.append(("completed", None, None, None, ""))
+            transitions.append(Transition("completed"))
             return state.but(status=COMPLETED, command_id=None, awaiting=False, deadline_ms=None)
         step = self._steps[index]
         cid = command_id(state.saga_id, step.name, FORWARD, 1)
-        transitions.append(("step_sent", step.name, 1, cid, step.action))
+        transitions.append(Transition("step_sent", step.name, 1, cid, step.action))
         return state.but(step=index, attempt=1, tries=1, command_id=cid, awaiting=True,
                          deadline_ms=now + self.reply_timeout_ms)
 
-    def _turn_back(self, state: SagaState, include_current: bool, reason: str, transitions: list,
-                   now: float) -> SagaState:
+    def _turn_back(self, state: SagaState, reason: str, transitions: list[Transition],
+                   now: float, *, include_current: bool) -> SagaState:
         """Start compensating: the completed steps (and the current one, if its outcome is
         unknown) that have a compensation, last first."""
         undo = self.definition.compensation_order(state.step, include_failed=include_current)
@@ -324,19 +331,19 @@ class SagaOrchestrator:
         state = state.but(reason=reason)
         if plan:
             names = ", ".join(self._steps[i].name for i in plan)
-            transitions.append(("compensating", None, None, None, f"undo in this order: {names}"))
+            transitions.append(Transition("compensating", detail=f"undo in this order: {names}"))
         return self._backward_to(state, plan, transitions, now)
 
     def _backward_to(self, state: SagaState, plan: tuple[int, ...], transitions: list,
                      now: float) -> SagaState:
         if not plan:
-            transitions.append(("compensated", None, None, None, state.reason))
+            transitions.append(Transition("compensated", detail=state.reason))
             return state.but(status=COMPENSATED, direction=BACKWARD, plan=(), command_id=None,
                              awaiting=False, deadline_ms=None)
         index, rest = plan[0], plan[1:]
         step = self._steps[index]
         cid = command_id(state.saga_id, step.name, BACKWARD, 1)
-        transitions.append(("compensation_sent", step.name, 1, cid, step.compensation))
+        transitions.append(Transition("compensation_sent", step.name, 1, cid, step.compensation))
         return state.but(status=COMPENSATING, direction=BACKWARD, step=index, plan=rest, attempt=1,
                          tries=1, command_id=cid, awaiting=True,
                          deadline_ms=now + self.reply_timeout_ms)
@@ -353,8 +360,8 @@ class SagaOrchestrator:
         step = self._steps[state.step]
         cid = command_id(state.saga_id, step.name, state.direction, attempt)
         wait = self._backoff(state.attempt)
-        transitions.append(("retry_scheduled", step.name, attempt, cid,
-                            f"attempt {attempt} in {wait:g} ms"))
+        transitions.append(Transition("retry_scheduled", step.name, attempt, cid,
+                                      f"attempt {attempt} in {wait:g} ms"))
         return state.but(attempt=attempt, tries=1, command_id=cid, awaiting=False,
                          deadline_ms=now + wait)
 
@@ -364,13 +371,14 @@ class SagaOrchestrator:
             return self._needs_attention(state, f"{state.tries} tries unanswered: {why}",
                                          transitions)
         wait = self._backoff(state.tries)
-        transitions.append(("retry_scheduled", self._steps[state.step].name, state.attempt,
-                            state.command_id, f"try {state.tries + 1} in {wait:g} ms"))
+        transitions.append(Transition("retry_scheduled", self._steps[state.step].name,
+                                      state.attempt, state.command_id,
+                                      f"try {state.tries + 1} in {wait:g} ms"))
         return state.but(tries=state.tries + 1, awaiting=False, deadline_ms=now + wait)
 
     def _needs_attention(self, state: SagaState, reason: str, transitions: list) -> SagaState:
-        transitions.append(("needs_attention", self._steps[state.step].name, state.attempt,
-                            state.command_id, reason))
+        transitions.append(Transition("needs_attention", self._steps[state.step].name,
+                                      state.attempt, state.command_id, reason))
         return state.but(status=NEEDS_ATTENTION, awaiting=False, deadline_ms=None,
                          reason=reason)
 
@@ -383,16 +391,16 @@ class SagaOrchestrator:
         """Record the transitions and the new state (one transaction), then act on them."""
         self.log.record(state, transitions, now)
         self._after_record(state, transitions, now)
-        return transitions[-1][0]
+        return transitions[-1].transition
 
     def _after_record(self, state: SagaState, transitions: list, now: float) -> None:
         trace = self.broker.trace
         faults = self.broker.faults
         if trace.enabled:
-            for transition, step, _attempt, cid, detail in transitions:
-                what = transition if step is None else f"{transition} {step}"
-                trace.add(now, "saga", self.name, None, None, None, state.saga_id, cid, None,
-                          f"{what}: {detail}" if detail else what)
+            for t in transitions:
+                what = t.transition if t.step is None else f"{t.transition} {t.step}"
+                trace.add(now, "saga", self.name, None, None, None, state.saga_id, t.command_id,
+                          None, f"{what}: {t.detail}" if t.detail else what)
         if state.finished:
             self.open.discard(state.saga_id)
         else:
@@ -412,19 +420,19 @@ class SagaOrchestrator:
                      "attempt": str(state.attempt)},
             id=state.command_id, clock=self.clock)
         try:
-            self.publish(self._topics[step.participant], message)
+            self.broker.publish(self._topics[step.participant], message)
         except BrokerUnavailable as error:
             self._send_failed(state, str(error), now)
 
     def _send_failed(self, state: SagaState, error: str, now: float) -> None:
         """The broker refused the command: a technical failure, retried with backoff."""
         step = self._steps[state.step]
-        transitions: list[Transition] = [
-            ("send_failed", step.name, state.attempt, state.command_id, error)]
+        transitions = [Transition("send_failed", step.name, state.attempt, state.command_id,
+                                  error)]
         if (state.tries >= self.max_attempts and state.direction == FORWARD
                 and self._before_pivot[state.step]):
-            new = self._turn_back(state, True, f"{step.name}: the broker refused "
-                                  f"{state.tries} sends", transitions, now)
+            new = self._turn_back(state, f"{step.name}: the broker refused {state.tries} sends",
+                                  transitions, now, include_current=True)
         else:
             new = self._resend_later(state, "the broker refused the send", transitions, now)
         self._act(new, transitions, now)

@@ -34,6 +34,7 @@ from ..broker import Broker
 from ..db import open_db, transaction
 from ..faults import crash_point
 from ..messages import Message
+from ..orders import APPROVED, PENDING, PLACED, REJECTED, create_orders_table
 
 SUCCEED = "succeed"
 FAIL = "fail"
@@ -111,7 +112,6 @@ class Participant:
                  outcomes: Mapping[str, Any] | None = None):
         self.broker = broker
         self.db = db if db is not None else open_db()
-        self.publish = broker.publish  # a runner may wrap it to wake the reader
         self.topic = commands_topic(self.name)
         self.reply_topic = replies_topic(self.name)
         broker.create_topic(self.topic)
@@ -124,6 +124,7 @@ class Participant:
         self.handlers: dict[str, Handler] = self.command_handlers()
         self.outcomes = check_outcomes(outcomes, list(self.handlers))
         self.duplicates = 0
+        self._after_commit: list[Callable[[], Any]] = []
 
     # -- what a subclass provides ----------------------------------------------------------
     def create_schema(self) -> None:
@@ -164,12 +165,26 @@ class Participant:
 
         Returns None when the script made the reply get lost ("time out").
         """
+        reply = self.run_command(command)
+        if reply is not None:
+            self.broker.publish(self.reply_topic, reply)
+        return reply
+
+    def run_command(self, command: Message) -> Message | None:
+        """The local transaction of ``command``: the effect and its stored reply, committed
+        together; returns the reply to send (None when the script says it gets lost).
+
+        A duplicate (its command id is in ``replies``) changes nothing and returns the stored
+        reply. What a handler asked to do once the transaction has committed
+        (:meth:`after_commit`) runs before this returns.
+        """
         broker = self.broker
         now = broker.clock.now
         faults = broker.faults
         saga_id = command.headers.get("saga_id", command.key)
         outcome = self.scripted(command.type, int(command.headers.get("attempt", "1")))
         duplicate = False
+        self._after_commit.clear()
         with transaction(self.db) as conn:
             stored = conn.execute(f"SELECT outcome, detail, replied_ms FROM {REPLIES} "
                                   "WHERE command_id=?", (command.id,)).fetchone()
@@ -187,6 +202,9 @@ class Participant:
                      detail, now))
             faults.check(BEFORE_COMMIT, trace=broker.trace, now=now, actor=self.name)
         faults.check(AFTER_COMMIT, trace=broker.trace, now=now, actor=self.name)
+        for action in self._after_commit:  # a crash above leaves them undone
+            action()
+        self._after_commit.clear()
         trace = broker.trace
         if duplicate:
             self.duplicates += 1
@@ -201,8 +219,12 @@ class Participant:
                           reply.id, reply.type, "the reply is lost on its way (step outcome "
                           "'time out'); the orchestrator will have to wait for its deadline")
                 return None
-        self.publish(self.reply_topic, reply)
         return reply
+
+    def after_commit(self, action: Callable[[], Any]) -> None:
+        """Run ``action()`` once the handler's local transaction has committed (a handler
+        calls this; a naive service publishes its event there, after the commit)."""
+        self._after_commit.append(action)
 
     def _apply(self, conn: sqlite3.Connection, command: Message, outcome: str) -> tuple[bool, str]:
         """The effect, inside the transaction: (succeeded?, what happened or why not)."""
@@ -212,11 +234,13 @@ class Participant:
         if outcome == FAIL:
             return False, f"the step outcomes say {command.type} fails"
         conn.execute("SAVEPOINT effect")
+        queued = len(self._after_commit)
         try:
             detail = handler(conn, command)
         except Refused as refusal:
             conn.execute("ROLLBACK TO effect")
             conn.execute("RELEASE effect")
+            del self._after_commit[queued:]  # nothing of a refused command happens
             return False, str(refusal)
         conn.execute("RELEASE effect")
         return True, detail
@@ -264,9 +288,9 @@ def _order_fields(command: Message) -> tuple[str, str, str, int, float]:
 
 # -- the four services of the shop ----------------------------------------------------------
 
-PENDING = "PENDING"
-APPROVED = "APPROVED"
-REJECTED = "REJECTED"
+# Announce(conn, order_id, version, event_type, payload): tell the world about a decided
+# order, from inside the local transaction that decided it (see OrderParticipant).
+Announce = Callable[[sqlite3.Connection, str, int, str, dict], None]
 
 
 class OrderLocked(ValueError):  # noqa: N818 - reads as a fact, like the other refusals
@@ -274,11 +298,19 @@ class OrderLocked(ValueError):  # noqa: N818 - reads as a fact, like the other r
 
 
 class OrderParticipant(Participant):
-    """Orders. ``PENDING`` is the **semantic lock**: while a saga runs, the order says so.
+    """Orders, in the orders table of :mod:`eda_lab.orders`. ``PENDING`` is the **semantic
+    lock**: while a saga runs, the order says so.
 
     Anyone may read a pending order (there is no isolation between sagas), but the order
     service refuses what would interfere with the running saga: a second saga for the same
     order, a cancellation. Both are told to come back when the order is approved or rejected.
+
+    Approving or rejecting is a new fact about the order: its version goes up by one and, if
+    ``announce`` is given, it is told the event (``OrderApproved`` / ``OrderRejected``) inside
+    the same local transaction. The whole shop passes an announce that writes the event to the
+    order service's outbox (or, to show the dual write, publishes it before or after the
+    commit, see :meth:`Participant.after_commit`). With ``creates_orders=False`` the order must
+    exist already (placed by the order service); a missing one is a ghost and is refused.
     """
 
     name = "order"
@@ -288,75 +320,105 @@ class OrderParticipant(Participant):
         "ApproveOrder": ("OrderApproved", "OrderApprovalFailed"),
     }
 
+    def __init__(self, broker: Broker, db: sqlite_utils.Database | None = None, *,
+                 outcomes: Mapping[str, Any] | None = None, announce: Announce | None = None,
+                 creates_orders: bool = True):
+        if announce is not None and not callable(announce):
+            raise TypeError(f"announce must be a function (conn, order_id, version, "
+                            f"event_type, payload), got {announce!r}")
+        if not isinstance(creates_orders, bool):
+            raise TypeError(f"creates_orders must be True or False, got {creates_orders!r}")
+        self.announce = announce
+        self.creates_orders = creates_orders
+        super().__init__(broker, db, outcomes=outcomes)
+
     def create_schema(self) -> None:
-        if not self.db["orders"].exists():
-            self.db["orders"].create({
-                "order_id": str, "customer": str, "sku": str, "quantity": int, "amount": float,
-                "state": str, "saga_id": str, "updated_ms": float}, pk="order_id")
+        create_orders_table(self.db)
 
     def command_handlers(self) -> dict[str, Handler]:
         return {"CreatePendingOrder": self.create_pending_order, "RejectOrder": self.reject_order,
                 "ApproveOrder": self.approve_order}
+
+    def _order(self, conn: sqlite3.Connection, order_id: str):
+        return conn.execute("SELECT state, saga_id, version FROM orders WHERE order_id=?",
+                            (order_id,)).fetchone()
 
     def create_pending_order(self, conn: sqlite3.Connection, command: Message) -> str:
         order_id, customer, sku, quantity, amount = _order_fields(command)
         if quantity < 1 or amount < 0:
             raise Refused(f"quantity must be >= 1 and amount >= 0, got {quantity} and {amount}")
         saga_id = command.headers["saga_id"]
-        row = conn.execute("SELECT state, saga_id FROM orders WHERE order_id=?",
-                           (order_id,)).fetchone()
-        if row is not None:
-            state, owner = row
-            if owner == saga_id:
-                raise Refused(f"{order_id} was rejected by this saga before the create came")
+        row = self._order(conn, order_id)
+        if row is None:
+            if not self.creates_orders:
+                raise Refused(f"{order_id} is not in the orders table (a ghost order)")
+            conn.execute(
+                "INSERT INTO orders (order_id, customer, sku, quantity, amount, state, version, "
+                "saga_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                (order_id, customer, sku, quantity, amount, PENDING, saga_id, command.timestamp,
+                 command.timestamp))
+            return f"{order_id} is pending"
+        state, owner, _ = row
+        if owner == saga_id:
             if state == PENDING:
-                raise Refused(f"{order_id} is pending in {owner} (semantic lock): wait until it "
-                              "is approved or rejected")
-            if state != REJECTED:
-                raise Refused(f"{order_id} is already {state.lower()}")
-        conn.execute(
-            "INSERT OR REPLACE INTO orders (order_id, customer, sku, quantity, amount, state, "
-            "saga_id, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (order_id, customer, sku, quantity, amount, PENDING, saga_id, command.timestamp))
+                return f"{order_id} was already pending"
+            raise Refused(f"{order_id} was {state.lower()} by this saga before the create came")
+        if state == PENDING:
+            raise Refused(f"{order_id} is pending in {owner} (semantic lock): wait until it "
+                          "is approved or rejected")
+        if state not in (PLACED, REJECTED):
+            raise Refused(f"{order_id} is already {state.lower()}")
+        conn.execute("UPDATE orders SET state=?, saga_id=?, updated_at=? WHERE order_id=?",
+                     (PENDING, saga_id, command.timestamp, order_id))
         return f"{order_id} is pending"
 
     def reject_order(self, conn: sqlite3.Connection, command: Message) -> str:
         order_id = str(command.payload.get("order_id"))
         saga_id = command.headers["saga_id"]
-        row = conn.execute("SELECT state, saga_id FROM orders WHERE order_id=?",
-                           (order_id,)).fetchone()
+        row = self._order(conn, order_id)
         if row is None:
+            if not self.creates_orders:
+                return f"{order_id} is not in the orders table: nothing to undo"
             p = command.payload
             conn.execute(
-                "INSERT INTO orders (order_id, customer, sku, quantity, amount, state, saga_id, "
-                "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO orders (order_id, customer, sku, quantity, amount, state, version, "
+                "saga_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
                 (order_id, str(p.get("customer", "")), str(p.get("sku", "")),
                  int(p.get("quantity", 0)), float(p.get("amount", 0.0)), REJECTED, saga_id,
-                 command.timestamp))
+                 command.timestamp, command.timestamp))
             return f"{order_id} was never created: recorded as rejected, a late create is refused"
-        state, owner = row
-        if owner != saga_id:
+        state, owner, version = row
+        if owner not in (None, saga_id):
             return f"{order_id} belongs to {owner}: nothing of this saga to undo"
-        if state == PENDING:
-            conn.execute("UPDATE orders SET state=?, updated_ms=? WHERE order_id=?",
-                         (REJECTED, command.timestamp, order_id))
+        if state in (PENDING, PLACED):
+            self._decide(conn, command, order_id, version, REJECTED, "OrderRejected")
             return f"{order_id} rejected"
         return f"{order_id} is already {state.lower()}"
 
     def approve_order(self, conn: sqlite3.Connection, command: Message) -> str:
         order_id = str(command.payload.get("order_id"))
         saga_id = command.headers["saga_id"]
-        row = conn.execute("SELECT state, saga_id FROM orders WHERE order_id=?",
-                           (order_id,)).fetchone()
+        row = self._order(conn, order_id)
         if row is None or row[1] != saga_id:
             raise Refused(f"{order_id} is not held by {saga_id}")
-        if row[0] == APPROVED:
+        state, _, version = row
+        if state == APPROVED:
             return f"{order_id} was already approved"
-        if row[0] != PENDING:
-            raise Refused(f"{order_id} is {row[0].lower()}, not pending")
-        conn.execute("UPDATE orders SET state=?, updated_ms=? WHERE order_id=?",
-                     (APPROVED, command.timestamp, order_id))
+        if state != PENDING:
+            raise Refused(f"{order_id} is {state.lower()}, not pending")
+        self._decide(conn, command, order_id, version, APPROVED, "OrderApproved")
         return f"{order_id} approved"
+
+    def _decide(self, conn: sqlite3.Connection, command: Message, order_id: str, version: int,
+                state: str, event_type: str) -> None:
+        """The order's new state, and the event announcing it: one local transaction."""
+        saga_id = command.headers["saga_id"]
+        now = self.broker.clock.now
+        conn.execute("UPDATE orders SET state=?, saga_id=?, version=?, updated_at=? "
+                     "WHERE order_id=?", (state, saga_id, version + 1, now, order_id))
+        if self.announce is not None:
+            self.announce(conn, order_id, version + 1, event_type,
+                          {"order_id": order_id, "saga_id": saga_id})
 
     # -- what other code may do with an order (the semantic lock at work) -----------------
     def read_order(self, order_id: str) -> dict | None:
@@ -372,11 +434,10 @@ class OrderParticipant(Participant):
         releases the stock and voids the payment; that saga is not part of this course.)
         """
         with transaction(self.db) as conn:
-            row = conn.execute("SELECT state, saga_id FROM orders WHERE order_id=?",
-                               (order_id,)).fetchone()
+            row = self._order(conn, order_id)
             if row is None:
                 raise KeyError(f"no order {order_id!r}")
-            state, owner = row
+            state, owner, _ = row
             if state == PENDING:
                 raise OrderLocked(f"{order_id} is pending in {owner} (semantic lock): it cannot "
                                   "be cancelled until the saga approves or rejects it")
@@ -396,7 +457,8 @@ class OrderParticipant(Participant):
 
     def tables(self) -> dict[str, list[dict]]:
         return {"orders": self._rows("SELECT order_id, customer, sku, quantity, amount, state, "
-                                     "saga_id FROM orders ORDER BY order_id")}
+                                     "version, saga_id FROM orders "
+                                     "ORDER BY created_at, order_id")}
 
 
 RESERVED = "RESERVED"

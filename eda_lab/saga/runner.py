@@ -28,7 +28,7 @@ import sqlite_utils
 from ..broker import Broker, BrokerError, BrokerUnavailable
 from ..clock import Clock
 from ..db import open_db
-from ..faults import Crash, FaultPlan
+from ..faults import Crash, FaultPlan, as_fault_plan
 from ..messages import Message
 from ..trace import Trace, TraceRecord
 from .checks import saga_problems
@@ -73,7 +73,7 @@ class ServiceProcess:
     polls while there is nothing to do.
     """
 
-    def __init__(self, runner: SagaRunner, name: str, topics: list[str],
+    def __init__(self, runner: ServiceHost, name: str, topics: list[str],
                  handle: Callable[[Message], Any], latency_ms: float, max_batch: int = 1):
         self.runner = runner
         self.name = name
@@ -87,6 +87,8 @@ class ServiceProcess:
         self.wake_at: float | None = None
         self.up = True
         self.crashes = 0
+        for topic in topics:  # long poll: a message sent to it wakes it (after the hop)
+            runner.broker.on_publish(topic, self.ring)
 
     def ring(self, delay_ms: float | None = None) -> None:
         """Wake up ``delay_ms`` from now (one hop by default), unless already due sooner."""
@@ -97,9 +99,9 @@ class ServiceProcess:
         if self.wake_at is not None and self.wake_at <= at:
             return
         self.wake_at = at
-        clock.timeout(at - clock.now).callbacks.append(functools.partial(self._wake, at))
+        clock.call_later(at - clock.now, functools.partial(self._wake, at))
 
-    def _wake(self, at: float, _event=None) -> None:
+    def _wake(self, at: float) -> None:
         if self.wake_at != at or not self.up:
             return  # replaced by an earlier wake, or the service crashed meanwhile
         self.wake_at = None
@@ -107,9 +109,8 @@ class ServiceProcess:
         broker = runner.broker
         faults = broker.faults
         now = broker.clock.now
-        if faults.outages and faults.is_down(self.name, now):
-            end = max(o.end_ms for o in faults.outages
-                      if o.target == self.name and o.mode == "down" and o.covers(now))
+        end = faults.down_until(self.name, now)
+        if end is not None:
             broker.trace.add(now, "unavailable", self.name,
                              detail=f"down until {end:g} ms: its messages wait in the broker")
             runner.actions += 1
@@ -143,107 +144,57 @@ class ServiceProcess:
         return f"ServiceProcess({self.name!r}, {'up' if self.up else 'down'})"
 
 
-class SagaRunner:
-    """The orchestrator, its saga log and the participants, scheduled on one clock.
+class ServiceHost:
+    """The services of a saga, each a :class:`ServiceProcess` on one clock, and their crashes.
 
-    >>> runner = SagaRunner()
-    >>> saga_id = runner.start({"order_id": "order-1", "customer": "alice", "sku": "book",
-    ...                         "quantity": 1, "amount": 20.0})
-    >>> runner.run()
-    >>> runner.status(saga_id)
-    'completed'
-
-    ``outcomes`` scripts the participants (``{"AuthorizePayment": "fail"}``); a
-    :class:`FaultPlan` on the broker crashes processes at named points (``saga.after_record``),
-    loses, duplicates or delays messages. ``directory`` keeps every database in a file there
-    (``order.db``, ..., ``saga_log.db``); without it they live in memory. ``max_batch`` lets a
-    service take several waiting messages per event (faster with many sagas at once; the
-    stepper keeps 1, so each step shows one message).
+    What both ways of running a saga share: the orchestrated :class:`SagaRunner` and the
+    choreographed :class:`~eda_lab.saga.choreography.ChoreographyRunner`. It checks the
+    options, makes the broker (or takes one shared with a bigger simulation), sets up the
+    participants and their step-outcome script, crashes and restarts processes, and runs the
+    clock until nothing is left to do.
     """
 
-    def __init__(self, definition: SagaDefinition | None = None, *, broker: Broker | None = None,
-                 faults: FaultPlan | None = None,
-                 participants: Mapping[str, Participant] | None = None,
-                 directory: str | Path | None = None,
-                 outcomes: Mapping[str, Any] | None = None,
-                 stock: Mapping[str, int] | None = None,
-                 accounts: Mapping[str, float] | None = None,
-                 latency_ms: float = LATENCY_MS, restart_after_ms: float = RESTART_AFTER_MS,
-                 redelivery_ms: float = REDELIVERY_MS, reply_timeout_ms: float = REPLY_TIMEOUT_MS,
-                 retry_backoff_ms: float = RETRY_BACKOFF_MS,
-                 backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS,
-                 max_batch: int = 1):
+    def __init__(self, definition: SagaDefinition | None, *, broker: Broker | None,
+                 faults: FaultPlan | Mapping[str, Any] | None,
+                 participants: Mapping[str, Participant] | None,
+                 outcomes: Mapping[str, Any] | None, stock: Mapping[str, int] | None,
+                 accounts: Mapping[str, float] | None, latency_ms: float,
+                 restart_after_ms: float, redelivery_ms: float,
+                 participant_dbs: Callable[[], Mapping[str, sqlite_utils.Database]] = dict,
+                 check_script: Callable[[dict], None] | None = None):
         self.definition = definition if definition is not None else create_order_saga()
         if not isinstance(self.definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
         check_durations(latency_ms=latency_ms, restart_after_ms=restart_after_ms,
                         redelivery_ms=redelivery_ms)
-        check_counts(max_batch=max_batch)
         if broker is not None and faults is not None:
             raise ValueError("pass faults to the Broker you give, or let the runner make the "
                              "broker; not both")
-        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
-        script = check_outcomes(outcomes, list(self.definition.commands))
+        self.script = check_outcomes(outcomes, list(self.definition.commands))
+        if check_script is not None:  # the runner's own rule about outcomes
+            check_script(self.script)
         if participants is not None and (stock is not None or accounts is not None):
             raise ValueError("stock and accounts set up the default participants; give them to "
                              "your own participants instead")
-        # Everything is checked: only now is anything created (on disk, with a directory).
-        self.broker = broker if broker is not None else Broker(Clock(), Trace(), faults)
+        plan = as_fault_plan(faults)
+        self.broker = broker if broker is not None else Broker(Clock(), Trace(), plan)
         self.clock: Clock = self.broker.clock
         self.trace: Trace = self.broker.trace
-        self.directory = None if directory is None else Path(directory)
-        if self.directory is not None:
-            if self.directory.exists() and not self.directory.is_dir():
-                raise ValueError(f"directory must be a folder for the databases, got the file "
-                                 f"{str(self.directory)!r}")
-            self.directory.mkdir(parents=True, exist_ok=True)
         if participants is None:
-            participants = shop_participants(
-                self.broker, self._participant_dbs(), stock=stock, accounts=accounts)
+            participants = shop_participants(self.broker, participant_dbs(), stock=stock,
+                                             accounts=accounts)
         self.participants: dict[str, Participant] = dict(participants)
         self._check_participants()
         for participant in self.participants.values():
-            mine = {c: v for c, v in script.items() if participant.handles(c)}
+            mine = {c: v for c, v in self.script.items() if participant.handles(c)}
             if mine or outcomes is not None:
                 participant.set_outcomes(mine)
         self.latency_ms = float(latency_ms)
         self.restart_after_ms = float(restart_after_ms)
         self.redelivery_ms = float(redelivery_ms)
-        self._orchestrator_options = {
-            "reply_timeout_ms": reply_timeout_ms, "retry_backoff_ms": retry_backoff_ms,
-            "backoff_factor": backoff_factor, "max_attempts": max_attempts}
         self.actions = 0          # things that happened (what step() waits for)
         self.restarts = 0
-        self._incarnation = 0     # the orchestrator's life; timers of a dead one do nothing
-        self._deadlines: dict[str, float] = {}
-        self._log_db = self._open_log_db()
-        self.orchestrator: SagaOrchestrator | None = self._new_orchestrator()
-        self.log: SagaLog = self.orchestrator.log
-        self._readers: dict[str, ServiceProcess] = {}
         self.processes: dict[str, ServiceProcess] = {}
-        for name, participant in self.participants.items():
-            process = ServiceProcess(self, name, [participant.topic], participant.on_command,
-                                     self.latency_ms, max_batch)
-            participant.publish = self._publish
-            self.processes[name] = process
-            self._readers[participant.topic] = process
-        self.orchestrator_process = ServiceProcess(
-            self, self.orchestrator.name, self.orchestrator.reply_topics, self._on_reply,
-            self.latency_ms, max_batch)
-        self.processes[self.orchestrator.name] = self.orchestrator_process
-        for topic in self.orchestrator.reply_topics:
-            self._readers[topic] = self.orchestrator_process
-        self._resume()
-
-    # -- wiring --------------------------------------------------------------------------
-    def _participant_dbs(self) -> dict[str, sqlite_utils.Database]:
-        if self.directory is None:
-            return {}
-        return {name: open_db(self.directory / f"{name}.db")
-                for name in ("order", "inventory", "payment", "shipping")}
-
-    def _open_log_db(self) -> sqlite_utils.Database:
-        return open_db(None if self.directory is None else self.directory / LOG_FILE)
 
     def _check_participants(self) -> None:
         for name, participant in self.participants.items():
@@ -261,19 +212,162 @@ class SagaRunner:
                         f"participant {step.participant!r} does not handle {command_type!r} "
                         f"(step {step.name!r}); it handles {', '.join(participant.handlers)}")
 
-    def _new_orchestrator(self) -> SagaOrchestrator:
-        orchestrator = SagaOrchestrator(self.definition, self.broker, SagaLog(self._log_db),
-                                        schedule=self._schedule, **self._orchestrator_options)
-        orchestrator.publish = self._publish
-        return orchestrator
+    def _add_process(self, name: str, topics: list[str], handle: Callable[[Message], Any],
+                     max_batch: int) -> ServiceProcess:
+        process = ServiceProcess(self, name, topics, handle, self.latency_ms, max_batch)
+        self.processes[name] = process
+        return process
 
-    def _publish(self, topic: str, message: Message) -> tuple[int, int]:
-        """Publish through the real broker, then wake the service that reads ``topic``."""
-        placed = self.broker.publish(topic, message)
-        reader = self._readers.get(topic)
-        if reader is not None:
-            reader.ring()
-        return placed
+    # -- crashes and restarts --------------------------------------------------------------
+    def crashed(self, process: ServiceProcess) -> None:
+        """``process`` died: it stops, forgets what it did not commit, and restarts later."""
+        self.actions += 1
+        process.up = False
+        process.wake_at = None
+        process.crashes += 1
+        process.consumer.crash()
+        self._lost(process)
+        self.clock.call_later(self.restart_after_ms, lambda: self._restart(process))
+
+    def _lost(self, process: ServiceProcess) -> None:
+        """What else dies with ``process`` (nothing, for a participant)."""
+
+    def _restart(self, process: ServiceProcess) -> None:
+        self.actions += 1
+        self.restarts += 1
+        process.consumer = self.broker.consumer(process.group, name=process.name)
+        process.up = True
+        self.trace.add(self.clock.now, "restart", process.name, detail=self._restart_detail(process))
+        if self._back(process):
+            process.ring()
+
+    def _restart_detail(self, process: ServiceProcess) -> str:
+        return "back after a crash"
+
+    def _back(self, process: ServiceProcess) -> bool:
+        """A restarted process picks up its work; False if it crashed again doing so."""
+        return True
+
+    # -- running ----------------------------------------------------------------------------
+    def step(self) -> list[TraceRecord]:
+        """Advance the clock to the next thing that happens; its trace records.
+
+        One message handled by one service, one deadline, one crash or restart. An empty list
+        means nothing is left to happen.
+        """
+        before_actions = self.actions
+        before_trace = len(self.trace)
+        clock = self.clock
+        while self.actions == before_actions:
+            if not clock.step():
+                break
+        return self.trace.tail(len(self.trace) - before_trace)
+
+    @property
+    def busy(self) -> bool:
+        """True while a message is on its way to a service or a service is down."""
+        return any(p.wake_at is not None or not p.up for p in self.processes.values())
+
+    def run(self, until_ms: float | None = None) -> None:
+        """Run until every saga is finished and nothing is in flight (or until ``until_ms``)."""
+        clock = self.clock
+        if until_ms is not None and until_ms < clock.now:
+            raise ValueError(f"until_ms ({until_ms}) is before now ({clock.now:g} ms)")
+        while self.busy:
+            next_at = clock.next_event_at()
+            if next_at == float("inf") or (until_ms is not None and next_at > until_ms):
+                break
+            clock.step()
+
+    # -- reading the outcome -----------------------------------------------------------------
+    def data(self) -> dict[str, dict[str, list[dict]]]:
+        """Each service's business data: service -> table -> rows."""
+        return {name: p.tables() for name, p in self.participants.items()}
+
+    def tables(self) -> dict:
+        """Each service's tables as pandas tables, named ``service.table``."""
+        import pandas as pd
+
+        return {f"{service}.{name}": pd.DataFrame(rows)
+                for service, tables in self.data().items() for name, rows in tables.items()}
+
+    def effects(self, saga_id: str) -> dict[str, str]:
+        """What each step of ``saga_id`` left in its participant's own data: done, undone, none."""
+        return {step.name: self.participants[step.participant].effect(saga_id, step.action)
+                for step in self.definition.steps}
+
+
+class SagaRunner(ServiceHost):
+    """The orchestrator, its saga log and the participants, scheduled on one clock.
+
+    >>> runner = SagaRunner()
+    >>> saga_id = runner.start({"order_id": "order-1", "customer": "alice", "sku": "book",
+    ...                         "quantity": 1, "amount": 20.0})
+    >>> runner.run()
+    >>> runner.status(saga_id)
+    'completed'
+
+    ``outcomes`` scripts the participants (``{"AuthorizePayment": "fail"}``); a fault plan
+    (a dict or a :class:`FaultPlan`) crashes processes at named points (``saga.after_record``),
+    loses, duplicates or delays messages. ``directory`` keeps every database in a file there
+    (``order.db``, ..., ``saga_log.db``); without it they live in memory. ``max_batch`` lets a
+    service take several waiting messages per event (faster with many sagas at once; the
+    stepper keeps 1, so each step shows one message).
+    """
+
+    def __init__(self, definition: SagaDefinition | None = None, *, broker: Broker | None = None,
+                 faults: FaultPlan | Mapping[str, Any] | None = None,
+                 participants: Mapping[str, Participant] | None = None,
+                 directory: str | Path | None = None,
+                 outcomes: Mapping[str, Any] | None = None,
+                 stock: Mapping[str, int] | None = None,
+                 accounts: Mapping[str, float] | None = None,
+                 latency_ms: float = LATENCY_MS, restart_after_ms: float = RESTART_AFTER_MS,
+                 redelivery_ms: float = REDELIVERY_MS, reply_timeout_ms: float = REPLY_TIMEOUT_MS,
+                 retry_backoff_ms: float = RETRY_BACKOFF_MS,
+                 backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS,
+                 max_batch: int = 1):
+        check_counts(max_batch=max_batch)
+        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
+        self.directory = None if directory is None else Path(directory)
+        if self.directory is not None and self.directory.exists() and not self.directory.is_dir():
+            raise ValueError(f"directory must be a folder for the databases, got the file "
+                             f"{str(self.directory)!r}")
+        super().__init__(definition, broker=broker, faults=faults, participants=participants,
+                         outcomes=outcomes, stock=stock, accounts=accounts,
+                         latency_ms=latency_ms, restart_after_ms=restart_after_ms,
+                         redelivery_ms=redelivery_ms, participant_dbs=self._participant_dbs)
+        self._orchestrator_options = {
+            "reply_timeout_ms": reply_timeout_ms, "retry_backoff_ms": retry_backoff_ms,
+            "backoff_factor": backoff_factor, "max_attempts": max_attempts}
+        self._incarnation = 0     # the orchestrator's life; timers of a dead one do nothing
+        self._deadlines: dict[str, float] = {}
+        self._log_db = self._open_log_db()
+        self.orchestrator: SagaOrchestrator | None = self._new_orchestrator()
+        self.log: SagaLog = self.orchestrator.log
+        for name, participant in self.participants.items():
+            self._add_process(name, [participant.topic], participant.on_command, max_batch)
+        self.orchestrator_process = self._add_process(
+            self.orchestrator.name, self.orchestrator.reply_topics, self._on_reply, max_batch)
+        self._resume()
+
+    # -- wiring --------------------------------------------------------------------------
+    def _participant_dbs(self) -> dict[str, sqlite_utils.Database]:
+        if self.directory is None:
+            return {}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return {name: open_db(self.directory / f"{name}.db")
+                for name in ("order", "inventory", "payment", "shipping")}
+
+    def _open_log_db(self) -> sqlite_utils.Database:
+        if self.directory is None:
+            return open_db()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return open_db(self.directory / LOG_FILE)
+
+    def _new_orchestrator(self) -> SagaOrchestrator:
+        return SagaOrchestrator(self.definition, self.broker, SagaLog(self._log_db),
+                                schedule=self._schedule, **self._orchestrator_options)
 
     def _on_reply(self, message: Message) -> None:
         self.orchestrator.on_reply(message)
@@ -281,8 +375,8 @@ class SagaRunner:
     def _schedule(self, saga_id: str, at_ms: float) -> None:
         self._deadlines[saga_id] = at_ms
         incarnation = self._incarnation
-        self.clock.timeout(max(0.0, at_ms - self.clock.now)).callbacks.append(
-            lambda _event: self._deadline(saga_id, at_ms, incarnation))
+        self.clock.call_later(max(0.0, at_ms - self.clock.now),
+                              lambda: self._deadline(saga_id, at_ms, incarnation))
 
     def _deadline(self, saga_id: str, at_ms: float, incarnation: int) -> None:
         orchestrator = self.orchestrator
@@ -296,38 +390,26 @@ class SagaRunner:
             self.crashed(self.orchestrator_process)
 
     # -- crashes and restarts --------------------------------------------------------------
-    def crashed(self, process: ServiceProcess) -> None:
-        """``process`` died: it stops, forgets what it did not commit, and restarts later."""
-        self.actions += 1
-        process.up = False
-        process.wake_at = None
-        process.crashes += 1
-        process.consumer.crash()
-        if process is self.orchestrator_process:
+    def _lost(self, process: ServiceProcess) -> None:
+        if process is self.orchestrator_process:  # its memory and its timers die with it
             self.orchestrator = None
             self._incarnation += 1
             self._deadlines.clear()
-        self.clock.timeout(self.restart_after_ms).callbacks.append(
-            lambda _event: self._restart(process))
 
-    def _restart(self, process: ServiceProcess) -> None:
-        self.actions += 1
-        self.restarts += 1
-        process.consumer = self.broker.consumer(process.group, name=process.name)
-        process.up = True
-        self.trace.add(self.clock.now, "restart", process.name,
-                       detail="back after a crash" + (": resumes sagas from the saga log"
-                                                      if process is self.orchestrator_process
-                                                      else ""))
+    def _restart_detail(self, process: ServiceProcess) -> str:
         if process is self.orchestrator_process:
-            if self.directory is not None:  # a new process opens its database anew
-                self._log_db.conn.close()
-                self._log_db = self._open_log_db()
-            self.orchestrator = self._new_orchestrator()
-            self.log = self.orchestrator.log
-            if not self._resume():
-                return
-        process.ring()
+            return "back after a crash: resumes sagas from the saga log"
+        return super()._restart_detail(process)
+
+    def _back(self, process: ServiceProcess) -> bool:
+        if process is not self.orchestrator_process:
+            return True
+        if self.directory is not None:  # a new process opens its database anew
+            self._log_db.conn.close()
+            self._log_db = self._open_log_db()
+        self.orchestrator = self._new_orchestrator()
+        self.log = self.orchestrator.log
+        return self._resume()
 
     def _resume(self) -> bool:
         """Let the (new) orchestrator resume the unfinished sagas; False if it crashed."""
@@ -355,36 +437,10 @@ class SagaRunner:
         self.actions += 1
         return saga_id
 
-    def step(self) -> list[TraceRecord]:
-        """Advance the clock to the next thing that happens; its trace records.
-
-        One message handled by one service, one deadline, one crash or restart. An empty list
-        means nothing is left to happen.
-        """
-        before_actions = self.actions
-        before_trace = len(self.trace)
-        clock = self.clock
-        while self.actions == before_actions:
-            if not clock.step():
-                break
-        return self.trace.tail(len(self.trace) - before_trace)
-
     @property
     def busy(self) -> bool:
         """True while a saga is unfinished, a message is in flight or a service is down."""
-        return (self.orchestrator is None or bool(self.orchestrator.open)
-                or any(p.wake_at is not None or not p.up for p in self.processes.values()))
-
-    def run(self, until_ms: float | None = None) -> None:
-        """Run until every saga is finished and nothing is in flight (or until ``until_ms``)."""
-        clock = self.clock
-        if until_ms is not None and until_ms < clock.now:
-            raise ValueError(f"until_ms ({until_ms}) is before now ({clock.now:g} ms)")
-        while self.busy:
-            next_at = clock.next_event_at()
-            if next_at == float("inf") or (until_ms is not None and next_at > until_ms):
-                break
-            clock.step()
+        return self.orchestrator is None or bool(self.orchestrator.open) or super().busy
 
     # -- reading the outcome -----------------------------------------------------------------
     def status(self, saga_id: str) -> str | None:
@@ -396,22 +452,6 @@ class SagaRunner:
     def history(self, saga_id: str | None = None):
         """The saga log as a table (of one saga, if given)."""
         return self.log.frame(saga_id)
-
-    def data(self) -> dict[str, dict[str, list[dict]]]:
-        """Each service's business data: service -> table -> rows."""
-        return {name: p.tables() for name, p in self.participants.items()}
-
-    def tables(self) -> dict:
-        """Each service's tables as pandas tables, named ``service.table``."""
-        import pandas as pd
-
-        return {f"{service}.{name}": pd.DataFrame(rows)
-                for service, tables in self.data().items() for name, rows in tables.items()}
-
-    def effects(self, saga_id: str) -> dict[str, str]:
-        """What each step of ``saga_id`` left in its participant's own data: done, undone, none."""
-        return {step.name: self.participants[step.participant].effect(saga_id, step.action)
-                for step in self.definition.steps}
 
     def problems(self, saga_id: str) -> list[str]:
         """What is wrong with ``saga_id`` once finished (see :func:`saga_problems`)."""

@@ -129,7 +129,7 @@ def _last(items: list[dict], n: int = TABLE_ROWS) -> list[dict]:
 def tables_html(model: OrderPipeline) -> str:
     """The live rows of the orders, outbox and inbox tables (the last few of each)."""
     service_db, consumer_db = model.service.db, model.consumer.db
-    orders = [{"order_id": o["order_id"], "status": o["status"], "version": o["version"]}
+    orders = [{"order_id": o["order_id"], "state": o["state"], "version": o["version"]}
               for o in model.service.orders()]
     outbox = [{"seq": r["seq"], "aggregateid": r["aggregateid"], "type": r["type"],
                "published_at": "-" if r["published_at"] is None else f"{r['published_at']:g}"}
@@ -141,7 +141,7 @@ def tables_html(model: OrderPipeline) -> str:
              for r in rows(consumer_db, "inbox")]
     effects = len(rows(consumer_db, "effects"))
     cells = [
-        html_table(_last(orders), ["order_id", "status", "version"],
+        html_table(_last(orders), ["order_id", "state", "version"],
                    caption=f"orders ({len(orders)} rows)"),
         html_table(_last(outbox), ["seq", "aggregateid", "type", "published_at"],
                    caption=f"outbox ({len(outbox)} rows)"),

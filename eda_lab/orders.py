@@ -1,0 +1,35 @@
+"""The shop's orders table: one schema and one vocabulary of states for everyone who writes it.
+
+The order service (notebooks 03-04) inserts an order as ``PLACED``, together with its
+``OrderPlaced`` event. The order participant of the Create Order saga (notebook 05) then makes
+it ``PENDING`` (the saga's **semantic lock**: the order says a saga is working on it), and
+finally ``APPROVED`` or ``REJECTED``. Both work on this one table in the order service's own
+database, so a learner reads one schema whichever notebook they are in.
+
+``version`` counts the events the order has announced (1 after ``OrderPlaced``); consumers
+and the checkers use it to tell the events of one order apart and to keep them in order.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+ORDERS_TABLE = "orders"
+
+PLACED = "PLACED"        # taken by the order service, announced with OrderPlaced
+PENDING = "PENDING"      # a saga holds it (the semantic lock)
+APPROVED = "APPROVED"    # the saga completed
+REJECTED = "REJECTED"    # the saga was compensated
+STATES = (PLACED, PENDING, APPROVED, REJECTED)
+
+COLUMNS = {"order_id": str, "customer": str, "sku": str, "quantity": int, "amount": float,
+           "state": str, "version": int, "saga_id": str, "created_at": float,
+           "updated_at": float}
+
+
+def create_orders_table(db: sqlite_utils.Database) -> None:
+    """Create the orders table (and its saga-id index), if missing."""
+    if not db[ORDERS_TABLE].exists():
+        db[ORDERS_TABLE].create(COLUMNS, pk="order_id",
+                                not_null={"customer", "amount", "state", "version"})
+        db[ORDERS_TABLE].create_index(["saga_id"], index_name="orders_saga_id")
