@@ -47,7 +47,10 @@ class ConsumerWorker:
     A crashed worker rejoins its group ``restart_after_ms`` later (never, with None), as a
     supervisor would restart it. While an :class:`~eda_lab.faults.Outage` names the worker,
     it does not run at all. ``start=False`` leaves the scheduling to the caller (call
-    :meth:`start`, or :meth:`poll_once` by hand).
+    :meth:`start`, or :meth:`poll_once` by hand). ``retry_on`` says which handler errors are
+    the message's or a dependency's trouble, retried and dead-lettered; any other error is a
+    bug and propagates. ``before_commit_point`` is the crash point between handling and
+    committing (None where the handler marks that moment with crash points of its own).
     """
 
     def __init__(self, broker: Broker, group: str, topics: str | list[str], handler: Handler, *,
@@ -55,7 +58,9 @@ class ConsumerWorker:
                  processing_ms: float = 0.0, max_attempts: int = 3, backoff_ms: float = 100.0,
                  backoff_factor: float = 2.0, commit_every: int = 1,
                  restart_after_ms: float | None = None, online: bool = True,
-                 start: bool = True):
+                 start: bool = True,
+                 retry_on: tuple[type[Exception], ...] = (Exception,),
+                 before_commit_point: str | None = BEFORE_COMMIT):
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")
         for arg, value, low in (("poll_interval_ms", poll_interval_ms, 0.0),
@@ -85,6 +90,8 @@ class ConsumerWorker:
         self.backoff_factor = backoff_factor
         self.commit_every = commit_every
         self.restart_after_ms = restart_after_ms
+        self.retry_on = retry_on
+        self.before_commit_point = before_commit_point
         self.handled = 0
         self.dead_letters: list[Delivery] = []
         self.crashes = 0
@@ -139,6 +146,16 @@ class ConsumerWorker:
         self._attempt, self._dead_letter_reason, self._working = 1, None, False
         self._not_before, self._uncommitted, self._progress = -1.0, 0, False
 
+    @property
+    def down(self) -> bool:
+        """True while an outage covers this worker: it does not run at all."""
+        return self.broker.faults.is_down(self.name, self.clock.now)
+
+    @property
+    def waiting(self) -> bool:
+        """True while a fetched delivery waits for its next attempt (after a backoff)."""
+        return bool(self._fetched) and self._not_before > self.clock.now
+
     # -- the loop, one turn: plain, synchronous ----------------------------------------------
     def poll_once(self) -> int:
         """One turn of the consumer loop; returns how many deliveries it finished.
@@ -156,8 +173,14 @@ class ConsumerWorker:
             if self._restart_at is None or now < self._restart_at:
                 return 0
             self.go_online()  # the supervisor restarted it
-        if self.broker.faults.is_down(self.name, now) or now < self._not_before:
-            return 0  # down, backing off, or busy with the message it is processing
+        down_until = self.broker.faults.down_until(self.name, now)
+        if down_until is not None:
+            self.broker.trace.add(now, "unavailable", self.name,
+                                  detail=f"down until {down_until:g} ms: its messages wait in "
+                                  "the broker")
+            return 0
+        if now < self._not_before:
+            return 0  # backing off, or busy with the message it is processing
         if not self._fetched:
             self._fetched.extend(self.consumer.poll(self.max_batch))
         done = 0
@@ -173,8 +196,9 @@ class ConsumerWorker:
                     break  # to be tried again after a backoff
                 self._fetched.popleft()
                 done += 1
-                self.broker.faults.check(BEFORE_COMMIT, trace=self.broker.trace, now=now,
-                                         actor=self.consumer.name)
+                if self.before_commit_point is not None:
+                    self.broker.faults.check(self.before_commit_point, trace=self.broker.trace,
+                                             now=now, actor=self.consumer.name)
                 self._uncommitted += 1
                 if self._uncommitted >= self.commit_every or not self._fetched:
                     self._uncommitted = 0
@@ -195,9 +219,7 @@ class ConsumerWorker:
                 self.handled += 1
                 self._attempt = 1
                 return True
-            except Crash:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried
+            except self.retry_on as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             if self._attempt < self.max_attempts:
                 wait = self.backoff_ms * self.backoff_factor ** (self._attempt - 1)

@@ -25,8 +25,9 @@ from typing import Any
 
 import sqlite_utils
 
-from ..broker import Broker, BrokerError, BrokerUnavailable
+from ..broker import Broker, BrokerUnavailable
 from ..clock import Clock
+from ..consumer import ConsumerWorker
 from ..db import open_db
 from ..faults import Crash, FaultPlan, as_fault_plan
 from ..messages import Message
@@ -52,6 +53,7 @@ LATENCY_MS = 10.0          # one hop: from sending a message to its receiver tak
 RESTART_AFTER_MS = 300.0   # how long a crashed service stays down
 REDELIVERY_MS = 50.0       # how soon a consumer polls again after a lost or held delivery
 LOG_FILE = "saga_log.db"
+RETRY_FOREVER = 1_000_000  # a reply the broker refused is sent again until it goes out
 
 
 def create_order_saga() -> SagaDefinition:
@@ -64,26 +66,32 @@ class OrchestratorDown(RuntimeError):  # noqa: N818 - reads as a state, like Bro
 
 
 class ServiceProcess:
-    """One service on the clock, reading its topics through a consumer of the broker.
+    """One service on the clock: the consumer loop (:class:`~eda_lab.consumer.ConsumerWorker`)
+    run whenever a message is sent to it, instead of polling.
 
-    It sleeps until a message is sent to it and wakes ``latency_ms`` later (the hop from the
-    sender). Awake, it takes what is waiting, up to ``max_batch`` messages per event (one by
-    default, so a step shows one message): hands each to ``handle`` and commits its offset.
-    Handling takes no simulated time, so many sagas do not queue behind one another. Nothing
-    polls while there is nothing to do.
+    It sleeps until a message is published to one of its topics (a long poll) and wakes
+    ``latency_ms`` later (the hop from the sender). Awake, it runs one turn of the loop: takes
+    up to ``max_batch`` waiting messages (one by default, so a step shows one message), hands
+    each to ``handle`` and commits its offset. A reply the broker refused to take is tried
+    again ``redelivery_ms`` later. Handling takes no simulated time, so many sagas do not
+    queue behind one another. Nothing polls while there is nothing to do.
     """
 
     def __init__(self, runner: ServiceHost, name: str, topics: list[str],
                  handle: Callable[[Message], Any], latency_ms: float, max_batch: int = 1):
         self.runner = runner
         self.name = name
-        self.handle = handle
         self.latency_ms = latency_ms
-        self.max_batch = max_batch
         # Its own consumer group: on a broker shared with other code, a "shipping" group that
         # reads the orders topic is someone else's.
         self.group = f"saga-{name}"
-        self.consumer = runner.broker.consumer(self.group, topics, name=name)
+        self.worker = ConsumerWorker(runner.broker, self.group, topics,
+                                     lambda delivery: handle(delivery.message), name=name,
+                                     max_batch=max_batch, max_attempts=RETRY_FOREVER,
+                                     backoff_ms=runner.redelivery_ms, backoff_factor=1.0,
+                                     start=False, retry_on=(BrokerUnavailable,),
+                                     # the saga's own crash points mark that moment
+                                     before_commit_point=None)
         self.wake_at: float | None = None
         self.up = True
         self.crashes = 0
@@ -105,40 +113,22 @@ class ServiceProcess:
         if self.wake_at != at or not self.up:
             return  # replaced by an earlier wake, or the service crashed meanwhile
         self.wake_at = None
-        runner = self.runner
-        broker = runner.broker
-        faults = broker.faults
-        now = broker.clock.now
-        end = faults.down_until(self.name, now)
-        if end is not None:
-            broker.trace.add(now, "unavailable", self.name,
-                             detail=f"down until {end:g} ms: its messages wait in the broker")
+        worker, runner = self.worker, self.runner
+        handled = worker.handled
+        try:
+            done = worker.poll_once()
+        except Crash:
+            runner.crashed(self)
+            return
+        if done or worker.handled > handled or worker.waiting or worker.down:
             runner.actions += 1
-            self.ring(end - now)
-            return
-        consumer = self.consumer
-        deliveries = consumer.poll(self.max_batch)
-        if not deliveries:
-            if consumer.lag:  # lost on the way or held back: the broker delivers it again
-                self.ring(runner.redelivery_ms)
-            return
-        runner.actions += 1
-        for delivery in deliveries:
-            try:
-                self.handle(delivery.message)
-            except Crash:
-                runner.crashed(self)
-                return
-            except BrokerUnavailable:
-                consumer.seek_to_committed()  # the reply did not go out: take it again later
-                self.ring(runner.redelivery_ms)
-                return
-            try:
-                consumer.commit(delivery)
-            except BrokerError:
-                pass  # not stored: the message comes again, and duplicates are harmless
-        if consumer.lag:
-            self.ring(0.0)  # more is waiting: take the next one now, as a separate event
+        wait = worker.wait_ms()
+        if worker.down or worker.waiting:
+            self.ring(wait)           # down, or a refused reply to send again
+        elif worker.consumer.lag:
+            # More is waiting: take it now, as a separate event; or it was lost on the way
+            # or held back, and the broker delivers it again.
+            self.ring(0.0 if done else runner.redelivery_ms)
 
     def __repr__(self) -> str:
         return f"ServiceProcess({self.name!r}, {'up' if self.up else 'down'})"
@@ -225,7 +215,7 @@ class ServiceHost:
         process.up = False
         process.wake_at = None
         process.crashes += 1
-        process.consumer.crash()
+        process.worker.crash()
         self._lost(process)
         self.clock.call_later(self.restart_after_ms, lambda: self._restart(process))
 
@@ -235,7 +225,7 @@ class ServiceHost:
     def _restart(self, process: ServiceProcess) -> None:
         self.actions += 1
         self.restarts += 1
-        process.consumer = self.broker.consumer(process.group, name=process.name)
+        process.worker.go_online()
         process.up = True
         self.trace.add(self.clock.now, "restart", process.name, detail=self._restart_detail(process))
         if self._back(process):
