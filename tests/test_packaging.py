@@ -6,41 +6,68 @@ import re
 import tomllib
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# What Binder's environment.yml installs from pyproject: the runtime dependencies, the `lab`
+# extra and, from the `test` extra, nbval (so a teacher can check the notebooks there too).
+CONDA_FROM_TEST_EXTRA = {"nbval"}
 
 
 def _name(requirement: str) -> str:
     return re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
+def _specs(requirements) -> dict[str, str]:
+    """name -> the whole requirement, without spaces (``"pandas>=2.2.2"``)."""
+    return {_name(r): r.replace(" ", "") for r in requirements if not _name(r).startswith("eda")}
+
+
 def conda_dependencies() -> dict[str, str]:
-    """name -> the comment that says which notebook uses it, from environment.yml."""
-    deps = {}
-    in_deps = False
-    for line in (ROOT / "environment.yml").read_text().splitlines():
-        if line.startswith("dependencies:"):
-            in_deps = True
-            continue
-        if in_deps and line.strip().startswith("- "):
-            spec, _, comment = line.strip()[2:].partition("#")
-            deps[_name(spec)] = comment.strip()
-        elif in_deps and line and not line.startswith(" "):
-            in_deps = False
-    return deps
+    """name -> requirement, from environment.yml's ``dependencies`` list (parsed as YAML)."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert all(isinstance(d, str) for d in env["dependencies"]), "environment.yml: no pip: list"
+    return {_name(d): d.replace(" ", "") for d in env["dependencies"]}
+
+
+def binder_requirements() -> dict[str, str]:
+    """What pyproject says environment.yml must hold, name -> requirement."""
+    project = PYPROJECT["project"]
+    extras = project["optional-dependencies"]
+    wanted = _specs(project["dependencies"]) | _specs(extras["lab"])
+    wanted |= {n: r for n, r in _specs(extras["test"]).items() if n in CONDA_FROM_TEST_EXTRA}
+    return wanted
 
 
 def test_environment_yml_names_the_same_dependencies_as_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {_name(r) for r in project["dependencies"]}
     conda = set(conda_dependencies()) - {"python", "pip"}
-    assert conda == runtime, f"only in environment.yml: {conda - runtime}; only in pyproject: {runtime - conda}"
+    wanted = set(binder_requirements())
+    assert conda == wanted, f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
+
+
+def test_environment_yml_asks_for_the_same_minimum_versions_as_pyproject():
+    conda = conda_dependencies()
+    for name, requirement in binder_requirements().items():
+        assert conda.get(name) == requirement, f"environment.yml has {conda.get(name)!r}, pyproject {requirement!r}"
 
 
 def test_every_conda_dependency_says_which_notebook_uses_it():
-    for name, comment in conda_dependencies().items():
-        if name in ("python", "pip"):
-            continue
+    # YAML drops comments, so the comments are read from the lines that YAML parsed.
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    for name in set(conda_dependencies()) - {"python", "pip"}:
+        line = next(li for li in lines if re.match(rf"\s*-\s*{re.escape(name)}\b", li, re.I))
+        comment = line.partition("#")[2]
         assert re.search(r"\b0\d\b|every notebook", comment), f"{name}: comment names no notebook"
+
+
+def test_learners_get_no_test_or_browser_tools():
+    """`make lab` installs the `lab` extra only; `dev` is everything, for `make test`."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    runtime = {_name(r) for r in PYPROJECT["project"]["dependencies"]}
+    assert "jupyterlab" not in runtime, "a kernel environment should not get a JupyterLab server"
+    assert not runtime & {_name(r) for r in extras["test"] + extras["browser"]}
+    assert extras["dev"] == ["eda_lab[lab,test,browser]"]
 
 
 def test_environment_yml_does_not_install_the_repository_itself():
