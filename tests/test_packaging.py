@@ -70,6 +70,29 @@ def test_learners_get_no_test_or_browser_tools():
     assert extras["dev"] == ["eda_lab[lab,test,browser]"]
 
 
+def test_make_lab_installs_the_lab_extra_and_make_test_everything():
+    makefile = (ROOT / "Makefile").read_text().replace('"', "'")
+    assert "$(PIP_INSTALL) -e '.[lab]'" in makefile and "$(PIP_INSTALL) -e '.[dev]'" in makefile
+    assert "PIP_INSTALL := " in makefile and "-c $(CONSTRAINTS)" in makefile
+    assert "lab: $(LAB_STAMP)" in makefile and "lint: $(DEV_STAMP)" in makefile
+
+
+def test_constraints_pin_every_package_pyproject_names():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version.strip(), f"constraints.txt: {line!r} is not name==version"
+            pins[_name(name)] = version
+    project = PYPROJECT["project"]
+    named = {_name(r) for r in project["dependencies"]}
+    named |= {_name(r) for extra in project["optional-dependencies"].values() for r in extra}
+    named |= {_name(r) for r in PYPROJECT["build-system"]["requires"]}
+    missing = named - set(pins) - {"eda-lab"}
+    assert not missing, f"not pinned in constraints.txt (run make constraints): {sorted(missing)}"
+    assert "eda-lab" not in pins
+
+
 def test_environment_yml_does_not_install_the_repository_itself():
     # `-e .` in environment.yml disables Binder's cached environment build; postBuild does it.
     assert "-e ." not in (ROOT / "environment.yml").read_text()
