@@ -93,11 +93,29 @@ def test_constraints_pin_every_package_pyproject_names():
     assert "eda-lab" not in pins
 
 
+def test_every_package_of_eda_lab_is_in_the_wheel():
+    """pyproject lists the packages (data/ is mapped onto eda_lab.data, so find cannot be used)."""
+    setuptools = PYPROJECT["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "eda_lab").rglob("__init__.py")}
+    listed = set(setuptools["packages"])
+    assert on_disk | {"eda_lab.data"} == listed, (
+        f"add to [tool.setuptools] packages in pyproject.toml: {sorted(on_disk - listed)}; "
+        f"listed but gone: {sorted(listed - on_disk - {'eda_lab.data'})}")
+    assert setuptools["package-dir"] == {"eda_lab.data": "data"}
+    data = {p.name for p in (ROOT / "data").iterdir() if p.suffix in (".csv", ".json")}
+    patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["eda_lab.data"]
+    assert all(any(Path(name).match(pat) for pat in patterns) for name in data), (
+        f"data files no package-data pattern ships: {sorted(data)} vs {patterns}")
+    assert (ROOT / "data" / "__init__.py").is_file(), "data/ must stay a package (eda_lab.data)"
+
+
 def test_environment_yml_does_not_install_the_repository_itself():
     # `-e .` in environment.yml disables Binder's cached environment build; postBuild does it.
     assert "-e ." not in (ROOT / "environment.yml").read_text()
     post_build = (ROOT / "postBuild").read_text()
-    assert post_build.startswith("#!/bin/bash") and "pip install --no-deps -e ." in post_build
+    # A normal (not editable) install: the data travels inside the package (eda_lab.data).
+    assert post_build.startswith("#!/bin/bash") and "set -e" in post_build
+    assert "pip install --no-deps ." in post_build and " -e " not in post_build
 
 
 def test_readme_leads_with_the_two_commands_and_a_binder_badge():
