@@ -62,12 +62,13 @@ lint: $(DEV_STAMP)
 test: lint
 	$(BIN)/python -m pytest tests --nbval $(NOTEBOOKS) $(PYTEST_ARGS)
 
-# IPC instead of TCP between nbconvert and its kernels: same results, and ipykernel does not
-# warn once per notebook that TCP is unencrypted.
+# nbconvert gives each kernel CurveZMQ keys (its kernelspec says it supports them): same
+# results, and ipykernel no longer warns once per notebook that TCP is unencrypted.
 notebooks: $(DEV_STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=120 --ExecutePreprocessor.kernel_name=python3 \
-		--ExecutePreprocessor.record_timing=False --KernelManager.transport=ipc $(NOTEBOOKS)
+		--ExecutePreprocessor.record_timing=False --KernelManager.transport_encryption=auto \
+		$(NOTEBOOKS)
 
 bench: $(DEV_STAMP)
 	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

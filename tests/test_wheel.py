@@ -29,9 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("01_sync_failure.ipynb", "05_saga_orchestration.ipynb")
 KERNEL = "eda-lab-wheel"
 # Not part of a source tree: never copied into the one the sdist is built from.
-NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+LEFT_OVERS = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
                                     ".pytest_cache", ".hypothesis", ".ipynb_checkpoints",
                                     "artifacts", "*.db", "*.db-*", "*.sqlite")
+
+
+def not_source(folder: str, names: list[str]) -> set[str]:
+    """What copytree skips: left-overs, and sockets or pipes a crashed kernel may leave."""
+    special = {n for n in names if not (os.path.isdir(os.path.join(folder, n))
+                                        or os.path.isfile(os.path.join(folder, n)))}
+    return set(LEFT_OVERS(folder, names)) | special
+
 DATA_FILES = sorted(p.name for p in (ROOT / "data").iterdir() if p.suffix in (".csv", ".json"))
 
 
@@ -48,7 +56,7 @@ def dists(tmp_path_factory) -> dict[str, Path]:
     """The sdist and the wheel built from it, out of a copy of the repository."""
     home = tmp_path_factory.mktemp("dists")
     source = home / "source"
-    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
+    shutil.copytree(ROOT, source, ignore=not_source)
     _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(home / "dist"),
           str(source)])
     (sdist,) = (home / "dist").glob("*.tar.gz")
@@ -71,7 +79,7 @@ def installed(dists, tmp_path_factory) -> dict:
     (kernel / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-S", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "eda_lab from its wheel", "language": "python",
-        "env": {"PYTHONPATH": pythonpath},
+        "env": {"PYTHONPATH": pythonpath}, "metadata": {"supported_encryption": ["curve"]},
     }))
     run = home / "run"  # outside the repository: no eda_lab/ or data/ folder to fall back on
     run.mkdir()
@@ -141,7 +149,7 @@ def test_notebook_runs_on_the_installed_wheel_from_another_directory(installed, 
     nbformat.write(nb, copy)
     _run([sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute", "--inplace",
           f"--ExecutePreprocessor.kernel_name={KERNEL}", "--ExecutePreprocessor.timeout=300",
-          "--KernelManager.transport=ipc", str(copy)], cwd=installed["run"], env=installed["env"])
+          "--KernelManager.transport_encryption=auto", str(copy)], cwd=installed["run"], env=installed["env"])
     ran = nbformat.read(copy, as_version=4)
     imported = "".join(o.get("text", "") for o in ran.cells[-1].outputs).strip()
     assert imported.startswith(str(installed["site"])), f"the kernel imported {imported}"
