@@ -12,6 +12,11 @@ import system where ``eda_lab.data`` really is, which is right for every kind of
 
 With a non-editable install (Binder), the loaders read the installed copy: to try an edited
 file, pass its path, e.g. ``load_services("../data/services.csv")``.
+
+One case has no install to ask: eda_lab imported straight from a checkout (the repository
+root on ``sys.path``, e.g. a clone without ``pip install``, or Python started in the root
+beside a non-editable install). There ``eda_lab.data`` is not importable, and the folder is
+the checkout's ``data/``, beside the package.
 """
 
 from __future__ import annotations
@@ -29,5 +34,8 @@ def data_file(name: str = "") -> Path | Traversable:
     A :class:`pathlib.Path` whenever eda_lab is installed in a folder, which is every pip
     install; only an import from a zip file would give another ``Traversable``.
     """
-    folder = files(PACKAGE)
+    try:
+        folder = files(PACKAGE)
+    except ModuleNotFoundError:  # a checkout that was not installed: see the module docstring
+        folder = Path(__file__).resolve().parent.parent / "data"
     return folder / name if name else folder

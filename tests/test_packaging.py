@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -107,6 +111,33 @@ def test_every_package_of_eda_lab_is_in_the_wheel():
     assert all(any(Path(name).match(pat) for pat in patterns) for name in data), (
         f"data files no package-data pattern ships: {sorted(data)} vs {patterns}")
     assert (ROOT / "data" / "__init__.py").is_file(), "data/ must stay a package (eda_lab.data)"
+
+
+def test_the_data_is_found_through_the_package_eda_lab_data():
+    from importlib.resources import files
+
+    from eda_lab.data_files import data_file
+
+    shipped = {p.name for p in files("eda_lab.data").iterdir() if p.suffix in (".csv", ".json")}
+    source = {p.name for p in (ROOT / "data").iterdir() if p.suffix in (".csv", ".json")}
+    assert shipped == source
+    for name in source:
+        assert data_file(name).read_bytes() == (ROOT / "data" / name).read_bytes()
+
+
+def test_a_checkout_that_was_not_installed_still_finds_its_data(tmp_path):
+    """The repository root on sys.path and no install: data_file() falls back to data/."""
+    site = os.pathsep.join(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
+    code = ("import eda_lab; from eda_lab.sync_chain import SERVICES_CSV; "
+            "print(eda_lab.__file__, SERVICES_CSV, len(eda_lab.load_services()), "
+            "eda_lab.create_order_saga().name)")
+    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{site}"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    module, services_csv, count, saga = done.stdout.split()
+    assert module == str(ROOT / "eda_lab" / "__init__.py")
+    assert services_csv == str(ROOT / "data" / "services.csv") and int(count) > 0
+    assert saga == "create_order"
 
 
 def test_environment_yml_does_not_install_the_repository_itself():
