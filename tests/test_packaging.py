@@ -25,7 +25,7 @@ def _name(requirement: str) -> str:
 
 def _specs(requirements) -> dict[str, str]:
     """name -> the whole requirement, without spaces (``"pandas>=2.2.2"``)."""
-    return {_name(r): r.replace(" ", "") for r in requirements if not _name(r).startswith("eda")}
+    return {_name(r): r.replace(" ", "") for r in requirements if _name(r) != "eda-lab"}
 
 
 def conda_dependencies() -> dict[str, str]:
@@ -107,7 +107,7 @@ def test_every_package_of_eda_lab_is_in_the_wheel():
         f"listed but gone: {sorted(listed - on_disk - {'eda_lab.data'})}")
     assert setuptools["package-dir"] == {"eda_lab.data": "data"}
     data = {p.name for p in (ROOT / "data").iterdir() if p.suffix in (".csv", ".json")}
-    patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["eda_lab.data"]
+    patterns = setuptools["package-data"]["eda_lab.data"]
     assert all(any(Path(name).match(pat) for pat in patterns) for name in data), (
         f"data files no package-data pattern ships: {sorted(data)} vs {patterns}")
     assert (ROOT / "data" / "__init__.py").is_file(), "data/ must stay a package (eda_lab.data)"
