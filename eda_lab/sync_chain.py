@@ -29,10 +29,11 @@ from functools import cached_property, partial
 from pathlib import Path
 
 from .clock import Clock
+from .data_files import data_file
 from .faults import FaultPlan, Outage
 from .stats import percentile
 
-SERVICES_CSV = Path(__file__).resolve().parent.parent / "data" / "services.csv"
+SERVICES_CSV = data_file("services.csv")
 LATENCIES = ("lognormal", "exponential", "constant")
 DEFAULT_CHAIN = ("order", "payment", "inventory")
 SAMPLE_MS = 250.0  # how often the worker pools (and the twin's backlogs) are sampled

@@ -28,6 +28,7 @@ import sqlite_utils
 from ..broker import Broker, BrokerUnavailable
 from ..clock import Clock
 from ..consumer import ConsumerWorker
+from ..data_files import data_file
 from ..db import open_db
 from ..faults import Crash, FaultPlan, as_fault_plan
 from ..messages import Message
@@ -47,7 +48,7 @@ from .orchestrator import (
 )
 from .participants import Participant, check_outcomes, shop_participants
 
-DATA = Path(__file__).resolve().parent.parent.parent / "data"
+DATA = data_file()
 CREATE_ORDER_SAGA = DATA / "create_order_saga.json"
 LATENCY_MS = 10.0          # one hop: from sending a message to its receiver taking it
 RESTART_AFTER_MS = 300.0   # how long a crashed service stays down
