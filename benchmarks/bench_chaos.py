@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import report  # noqa: E402
 
-from eda_lab import DEFAULT_RATES, OrderPipeline, run_chaos  # noqa: E402
+from eda_lab import OrderPipeline
+from eda_lab.shop import DEFAULT_RATES, run_chaos
 
 N = 10_000
 REPEAT = 2

@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import report  # noqa: E402
 
-from eda_lab import Broker, OrderConsumer, OrderService, PollingRelay  # noqa: E402
+from eda_lab import Broker
 from eda_lab.db import apply_pragmas, open_db  # noqa: E402
 from eda_lab.messages import Message  # noqa: E402
+from eda_lab.outbox import OrderConsumer, OrderService, PollingRelay
 
 WRITES = 5_000
 RELAY_ROWS = 10_000

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import simpy  # noqa: E402
 from _common import best_time, report  # noqa: E402
 
-from eda_lab import Outage, SyncChain, load_services  # noqa: E402
+from eda_lab import Outage, SyncChain
+from eda_lab.sync import load_services
 
 N = 10_000
 RATE_PER_S = 20.0

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import best_time, report  # noqa: E402
 
-from eda_lab.choreography import ChoreographyRunner  # noqa: E402
-from eda_lab.consistency_lag import CONSUMERS, measure_agreement  # noqa: E402
 from eda_lab.db import apply_pragmas  # noqa: E402
 from eda_lab.saga import SagaRunner  # noqa: E402
+from eda_lab.saga.choreography import ChoreographyRunner  # noqa: E402
+from eda_lab.shop.lag import CONSUMERS, measure_agreement  # noqa: E402
 
 N = 1_000
 ORDERS = [{"order_id": f"order-{i}", "customer": "alice", "sku": "book", "quantity": 1,

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import (
-    Broker,
-    BrokerError,
-    BrokerUnavailable,
-    Clock,
-    CommitFailed,
-    FaultPlan,
-    Outage,
-    Trace,
-    UnknownTopic,
-    event,
-)
+from eda_lab import Broker, BrokerError, BrokerUnavailable, Clock, FaultPlan, Outage, Trace, event
+from eda_lab.broker import CommitFailed, UnknownTopic
 from eda_lab.partitioning import murmur2, partition_for
 
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eda_lab.chaos import (
+from eda_lab.faults import fault_points
+from eda_lab.shop.chaos import (
     DEFAULT_RATES,
     FAMILIES,
     chaos_plan,
@@ -15,9 +16,8 @@ from eda_lab.chaos import (
     family_of,
     run_chaos,
 )
-from eda_lab.chaos_charts import chaos_figure, lag_chart, throughput_chart
-from eda_lab.faults import fault_points
-from eda_lab.shop import CONSUMERS
+from eda_lab.shop.charts import chaos_figure, lag_chart, throughput_chart
+from eda_lab.shop.shop import CONSUMERS
 
 # Rates up to 3% per visit (the saga family's points are visited most: up to 0.5%).
 rates_strategy = st.fixed_dictionaries({

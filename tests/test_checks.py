@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import check_consistency, event
+from eda_lab import event
+from eda_lab.outbox import check_consistency
 
 
 def msg(order: str, version: int = 1, id: str | None = None):

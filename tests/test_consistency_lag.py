@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eda_lab.consistency_lag import (
+from eda_lab.shop.charts import (
+    agreement_histogram,
+    agreement_timeline,
+    sweep_chart,
+    traffic_chart,
+)
+from eda_lab.shop.lag import (
     Agreement,
     agreement_rows,
     agreement_sweep,
@@ -18,12 +24,6 @@ from eda_lab.consistency_lag import (
     measure_agreement,
 )
 from eda_lab.stats import percentile
-from eda_lab.tradeoffs_charts import (
-    agreement_histogram,
-    agreement_timeline,
-    sweep_chart,
-    traffic_chart,
-)
 
 
 def test_agreement_is_set_by_the_last_consumer_and_waits_for_every_one():
@@ -103,7 +103,8 @@ def test_crashes_delay_agreement_but_lose_no_order():
 
 
 def test_readers_of_the_databases_give_commit_and_first_apply_times():
-    from eda_lab import Broker, OrderConsumer, OrderService, PollingRelay
+    from eda_lab import Broker
+    from eda_lab.outbox import OrderConsumer, OrderService, PollingRelay
 
     broker = Broker()
     broker.create_topic("orders")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import ConsumerWorker, FaultPlan, dead_letter_topic, event
+from eda_lab import ConsumerWorker, FaultPlan, event
+from eda_lab.consumer import dead_letter_topic
 
 
 def order(i, key=None):

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import (
-    Broker,
-    BrokerUnavailable,
-    Clock,
-    Crash,
-    FaultPlan,
-    OrderPipeline,
-    OrderService,
-    Outage,
-    Trace,
-)
+from eda_lab import Broker, BrokerUnavailable, Clock, Crash, FaultPlan, OrderPipeline, Outage, Trace
+from eda_lab.outbox import OrderService
 
 
 def naive(variant: str, faults: dict | None = None, outages=(), retries: int = 0):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import FAMILIES, FaultPlan, OrderPipeline, SagaRunner, fault_points
+from eda_lab import FaultPlan, OrderPipeline, SagaRunner, fault_points
 from eda_lab.saga.stepper import ArmedFaults
+from eda_lab.shop import FAMILIES
 
 # The package's points (a test may register points of its own).
 POINTS = [p for p in fault_points() if p.split(".")[0] in FAMILIES]

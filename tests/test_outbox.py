@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import Crash, FaultPlan, OrderService, create_outbox, open_db, seed_ids, transaction
-from eda_lab.outbox import outbox_rows, pending, relay_query_plan, row_to_message, write_event
+from eda_lab import Crash, FaultPlan, open_db, seed_ids, transaction
+from eda_lab.outbox import OrderService, create_outbox
+from eda_lab.outbox.table import outbox_rows, pending, relay_query_plan, row_to_message, write_event
 
 
 def test_order_and_outbox_row_commit_together():

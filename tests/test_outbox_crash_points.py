@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eda_lab import Crash, OrderPipeline, fault_points
-from eda_lab.order_pipeline import OUTBOX_PIPELINES, default_crash_points
+from eda_lab.outbox.pipeline import OUTBOX_PIPELINES, default_crash_points
 
 WRITE_PATH_POINTS = fault_points("order.") + fault_points("relay.") + fault_points("consumer.")
 
@@ -50,7 +50,7 @@ def test_naive_variants_lose_or_invent_exactly_the_crashed_orders(point, variant
 
 
 def test_the_crash_point_table_is_all_zero_for_the_outbox():
-    from eda_lab import try_every_crash_point
+    from eda_lab.outbox import try_every_crash_point
 
     rows = try_every_crash_point()
     assert {r["point"] for r in rows} == set(default_crash_points())

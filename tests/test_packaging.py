@@ -128,9 +128,10 @@ def test_the_data_is_found_through_the_package_eda_lab_data():
 def test_a_checkout_that_was_not_installed_still_finds_its_data(tmp_path):
     """The repository root on sys.path and no install: data_file() falls back to data/."""
     site = os.pathsep.join(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
-    code = ("import eda_lab; from eda_lab.sync_chain import SERVICES_CSV; "
-            "print(eda_lab.__file__, SERVICES_CSV, len(eda_lab.load_services()), "
-            "eda_lab.create_order_saga().name)")
+    code = ("import eda_lab; from eda_lab.sync.chain import SERVICES_CSV; "
+            "from eda_lab.sync import load_services; from eda_lab.saga import create_order_saga; "
+            "print(eda_lab.__file__, SERVICES_CSV, len(load_services()), "
+            "create_order_saga().name)")
     done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{site}"})
     assert done.returncode == 0, done.stderr[-2000:]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import random_schedule, run_schedule, serialise, skip_rates
-from eda_lab.polling_gap import COMMIT_LOG, FLAG, HIGH_WATER_MARK
+from eda_lab.outbox import random_schedule, run_schedule, serialise, skip_rates
+from eda_lab.outbox.polling_gap import COMMIT_LOG, FLAG, HIGH_WATER_MARK
 
 GAP = ["begin A", "begin B", "commit B", "poll", "commit A", "poll"]
 

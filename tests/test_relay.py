@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import (
-    Broker,
-    Clock,
-    Crash,
-    FaultPlan,
-    LogTailingRelay,
-    OrderService,
-    PollingRelay,
-    Trace,
-    make_relay,
-)
-from eda_lab.outbox import outbox_rows, pending
+from eda_lab import Broker, Clock, Crash, FaultPlan, Trace
+from eda_lab.outbox import LogTailingRelay, OrderService, PollingRelay, make_relay
+from eda_lab.outbox.table import outbox_rows, pending
 
 KINDS = ["polling", "log-tailing"]
 
@@ -184,7 +175,7 @@ def test_retention_cleanup_runs_even_when_no_new_rows_arrive(kind):
 
 
 def test_lag_grows_with_the_poll_interval_and_a_small_batch_falls_behind():
-    from eda_lab.order_pipeline import lag_sweep
+    from eda_lab.outbox.pipeline import lag_sweep
 
     rows = {(r["batch_size"], r["poll_interval_ms"]): r
             for r in lag_sweep([50, 500], [5, 50], n_orders=100, order_interval_ms=20)}

@@ -14,13 +14,14 @@ import time
 
 import pytest
 
-from eda_lab import OrderService, check_consistency, create_outbox
+from eda_lab.outbox import OrderService, check_consistency, create_outbox
 
 # The relay process: publishes to a JSON-lines file (a broker both processes can see); one
 # os.write per message, so a kill never leaves half a line.
 RELAY_PROCESS = """
 import os, sys, time
-from eda_lab import make_relay, open_db
+from eda_lab import open_db
+from eda_lab.outbox import make_relay
 
 class FileLog:
     def __init__(self, path):

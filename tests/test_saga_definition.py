@@ -7,8 +7,13 @@ import json
 import pytest
 
 from eda_lab.saga import SagaDefinition, SagaDefinitionError, SagaStep, load_saga_definition
-from eda_lab.saga.definition import COMPENSATABLE, PIVOT, RETRIABLE
-from eda_lab.saga.runner import CREATE_ORDER_SAGA, create_order_saga
+from eda_lab.saga.definition import (
+    COMPENSATABLE,
+    CREATE_ORDER_SAGA,
+    PIVOT,
+    RETRIABLE,
+    create_order_saga,
+)
 
 
 def test_create_order_saga_is_loaded_from_the_data_folder():

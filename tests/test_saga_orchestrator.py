@@ -7,7 +7,7 @@ from saga_helpers import DEFINITION, ORDER
 
 from eda_lab import Broker, Clock, FaultPlan, Trace
 from eda_lab.saga import SagaOrchestrator, shop_participants
-from eda_lab.saga.orchestrator import command_id
+from eda_lab.saga.commands import command_id
 
 
 def make(faults=None, **options):

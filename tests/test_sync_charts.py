@@ -6,8 +6,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from eda_lab import EventDrivenTwin, Outage, SyncChain, load_services
-from eda_lab.sync_charts import (
+from eda_lab import Outage, SyncChain
+from eda_lab.sync import EventDrivenTwin, load_services
+from eda_lab.sync.charts import (
     cascade_figure,
     comparison_figure,
     failures_chart,

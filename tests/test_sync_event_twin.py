@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eda_lab import EventDrivenTwin, Outage, SyncChain, fault_points, load_services
-from eda_lab.event_twin import ORDERS_TOPIC
-from eda_lab.sync_chain import DOWN
+from eda_lab import Outage, SyncChain, fault_points
+from eda_lab.sync import EventDrivenTwin, load_services
+from eda_lab.sync.chain import DOWN
+from eda_lab.sync.twin import ORDERS_TOPIC
 
 CONSUMERS = ("payment", "inventory", "shipping")
 SLOW_INVENTORY = Outage("inventory", 10_000, 20_000, "slow", 20)

@@ -110,10 +110,12 @@ def test_every_data_loader_works_from_the_installed_wheel(installed):
     code = """
 import json
 import eda_lab
-from eda_lab import (ChoreographyRunner, SagaRunner, SagaStepperModel, create_order_saga,
-                     load_saga_definition, load_services, run_chaos)
-from eda_lab.saga.runner import CREATE_ORDER_SAGA
-from eda_lab.sync_chain import SERVICES_CSV
+from eda_lab.saga import (ChoreographyRunner, SagaRunner, SagaStepperModel, create_order_saga,
+                          load_saga_definition)
+from eda_lab.shop import run_chaos
+from eda_lab.sync import load_services
+from eda_lab.saga.definition import CREATE_ORDER_SAGA
+from eda_lab.sync.chain import SERVICES_CSV
 
 print(json.dumps({
     "eda_lab": eda_lab.__file__,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from eda_lab.chaos import FAMILIES, run_chaos
+from eda_lab.shop.chaos import FAMILIES, run_chaos
 from eda_lab.widgets import chaos_lab
 from eda_lab.widgets.chaos_lab import ChaosLab, dashboard_html, details_html
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from eda_lab import check_consistency
+from eda_lab.outbox import check_consistency
 from eda_lab.widgets.diagram import Edge, Node, render_diagram
 from eda_lab.widgets.outbox_visualizer import FAILURES, RUN_STEPS, OutboxVisualizer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib
 import pytest
 
-from eda_lab import load_services
+from eda_lab.sync import load_services
 from eda_lab.widgets.sync_explorer import CSS, ExplorerModel, SyncExplorer
 
 matplotlib.use("Agg")

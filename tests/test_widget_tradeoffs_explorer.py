@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from eda_lab.consistency_lag import measure_agreement
+from eda_lab.shop.lag import measure_agreement
 from eda_lab.widgets.tradeoffs_explorer import (
     OUTAGES_MS,
     POLL_INTERVALS_MS,

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data_files import data_file
+
 COMPENSATABLE = "compensatable"
 PIVOT = "pivot"
 RETRIABLE = "retriable"
@@ -245,3 +247,11 @@ def load_saga_definition(path: str | Path,
     except json.JSONDecodeError as error:
         raise SagaDefinitionError(f"{path.name} is not valid JSON: {error}") from None
     return SagaDefinition.from_dict(data, participants)
+
+
+CREATE_ORDER_SAGA = data_file("create_order_saga.json")
+
+
+def create_order_saga() -> SagaDefinition:
+    """The shop's Create Order saga, loaded from ``data/create_order_saga.json``."""
+    return load_saga_definition(CREATE_ORDER_SAGA)

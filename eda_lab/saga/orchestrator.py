@@ -39,7 +39,8 @@ import sqlite_utils
 from ..broker import Broker, BrokerUnavailable
 from ..db import open_db
 from ..faults import crash_point
-from ..messages import Message, command, freeze_json
+from ..messages import Message, command
+from .commands import MAX_ATTEMPTS, check_order, command_id, commands_topic, replies_topic
 from .definition import SagaDefinition
 from .log import (
     BACKWARD,
@@ -53,7 +54,6 @@ from .log import (
     SagaState,
     Transition,
 )
-from .participants import commands_topic, replies_topic
 
 BEFORE_RECORD = crash_point(
     "saga.before_record",
@@ -71,17 +71,7 @@ AFTER_SEND = crash_point(
 REPLY_TIMEOUT_MS = 1_000.0
 RETRY_BACKOFF_MS = 200.0
 BACKOFF_FACTOR = 2.0
-MAX_ATTEMPTS = 3
 _EPSILON_MS = 1e-6  # a timer fires at now + (deadline - now), which may round below deadline
-
-
-def command_id(saga_id: str, step_name: str, direction: str, attempt: int) -> str:
-    """The id of a saga command: the same on every resend, new for each refused attempt.
-
-    Deterministic, so a participant recognises a command sent again after a timeout or a
-    restart as the same command.
-    """
-    return f"{saga_id}:{step_name}:{'do' if direction == FORWARD else 'undo'}:{attempt}"
 
 
 Schedule = Callable[[str, float], None]
@@ -108,25 +98,6 @@ def check_retry_options(reply_timeout_ms: float, retry_backoff_ms: float, backof
     if not isinstance(backoff_factor, (int, float)) or backoff_factor < 1:
         raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor!r}")
     check_counts(max_attempts=max_attempts)
-
-
-def check_order(order: Mapping[str, Any], saga_id: str | None) -> str:
-    """Refuse a saga request that cannot start, before anything is written; returns the order id.
-
-    ``order`` is a JSON-ready dict with a non-empty ``order_id``; ``saga_id`` is a non-empty
-    string, or None to let the runner number the saga. Orchestrated and choreographed sagas
-    share this check.
-    """
-    if not isinstance(order, Mapping):
-        raise TypeError(f"order must be a dict such as {{'order_id': 'order-1', ...}}, "
-                        f"got {type(order).__name__}")
-    order_id = order.get("order_id")
-    if not isinstance(order_id, str) or not order_id:
-        raise ValueError(f"order['order_id'] must be a non-empty string, got {order_id!r}")
-    freeze_json(order, "order")  # refuse what cannot travel in a message
-    if saga_id is not None and (not isinstance(saga_id, str) or not saga_id):
-        raise ValueError(f"saga_id must be a non-empty string or None, got {saga_id!r}")
-    return order_id
 
 
 class SagaOrchestrator:

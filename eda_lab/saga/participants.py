@@ -35,6 +35,7 @@ from ..db import open_db, transaction
 from ..faults import crash_point
 from ..messages import Message
 from ..orders import APPROVED, PENDING, PLACED, REJECTED, create_orders_table
+from .commands import commands_topic, replies_topic
 
 SUCCEED = "succeed"
 FAIL = "fail"
@@ -59,16 +60,6 @@ REPLIES = "replies"
 
 class Refused(Exception):  # noqa: N818 - a refusal is a business answer, not a program error
     """A business rule said no (out of stock, card declined). The step fails, nothing is kept."""
-
-
-def commands_topic(participant: str) -> str:
-    """The topic a participant reads its commands from."""
-    return f"{participant}.commands"
-
-
-def replies_topic(participant: str) -> str:
-    """The topic a participant sends its replies to (the orchestrator reads it)."""
-    return f"{participant}.replies"
 
 
 def check_outcomes(outcomes: Mapping[str, Any] | None,

@@ -28,13 +28,12 @@ import sqlite_utils
 from ..broker import Broker, BrokerUnavailable
 from ..clock import Clock
 from ..consumer import ConsumerWorker
-from ..data_files import data_file
 from ..db import open_db
 from ..faults import Crash, FaultPlan, as_fault_plan
 from ..messages import Message
 from ..trace import Trace, TraceRecord
 from .checks import saga_problems
-from .definition import SagaDefinition, load_saga_definition
+from .definition import SagaDefinition, create_order_saga
 from .log import SagaLog
 from .orchestrator import (
     BACKOFF_FACTOR,
@@ -48,18 +47,11 @@ from .orchestrator import (
 )
 from .participants import Participant, check_outcomes, shop_participants
 
-DATA = data_file()
-CREATE_ORDER_SAGA = DATA / "create_order_saga.json"
 LATENCY_MS = 10.0          # one hop: from sending a message to its receiver taking it
 RESTART_AFTER_MS = 300.0   # how long a crashed service stays down
 REDELIVERY_MS = 50.0       # how soon a consumer polls again after a lost or held delivery
 LOG_FILE = "saga_log.db"
 RETRY_FOREVER = 1_000_000  # a reply the broker refused is sent again until it goes out
-
-
-def create_order_saga() -> SagaDefinition:
-    """The shop's Create Order saga, loaded from ``data/create_order_saga.json``."""
-    return load_saga_definition(CREATE_ORDER_SAGA)
 
 
 class OrchestratorDown(RuntimeError):  # noqa: N818 - reads as a state, like BrokerUnavailable

@@ -18,11 +18,11 @@ from typing import Any
 
 from ..faults import FaultPlan
 from ..trace import TraceRecord
-from .definition import SagaDefinition
+from .definition import SagaDefinition, create_order_saga
 from .log import step_states
 from .orchestrator import AFTER_RECORD, AFTER_SEND, BEFORE_RECORD
 from .participants import OUTCOMES, SUCCEED
-from .runner import SagaRunner, create_order_saga
+from .runner import SagaRunner
 
 SAMPLE_ORDER = {"order_id": "order-1", "customer": "alice", "sku": "book", "quantity": 2,
                 "amount": 30.0}

@@ -7,8 +7,8 @@ orders, the seed, and **Run**. A run longer than two seconds shows a progress ba
 
 Views: a numbered status line, the dashboard of invariants (green when they hold, red when
 broken), throughput and lag charts (PNG in an ``Image``), and the checker's counts per
-consumer. Every view is drawn by a pure function of the :class:`~eda_lab.chaos.ChaosReport`
-(:func:`dashboard_html`, :func:`details_html`, :func:`~eda_lab.chaos_charts.chaos_figure`),
+consumer. Every view is drawn by a pure function of the :class:`~eda_lab.shop.chaos.ChaosReport`
+(:func:`dashboard_html`, :func:`details_html`, :func:`~eda_lab.shop.charts.chaos_figure`),
 so a test reads exactly what a learner sees.
 """
 
@@ -20,9 +20,9 @@ from collections.abc import Mapping
 
 import ipywidgets as widgets
 
-from ..chaos import DEFAULT_RATES, FAMILIES, FAMILY_NAMES, ChaosReport, check_rates, run_chaos
-from ..chaos_charts import chaos_figure
-from ..shop import CONSUMERS
+from ..shop.chaos import DEFAULT_RATES, FAMILIES, FAMILY_NAMES, ChaosReport, check_rates, run_chaos
+from ..shop.charts import chaos_figure
+from ..shop.shop import CONSUMERS
 from .common import html_table, html_view, image_widget, show_figure, styled_button
 
 CSS = "eda-chaos-lab"
@@ -171,7 +171,7 @@ class ChaosLab:
 
     # -- settings and actions ------------------------------------------------------------------
     def settings(self) -> dict:
-        """The keyword arguments of :func:`~eda_lab.chaos.run_chaos` the controls describe."""
+        """The keyword arguments of :func:`~eda_lab.shop.chaos.run_chaos` the controls describe."""
         publishing = self.publishing.value
         return {"n_orders": self.orders.value,
                 "rates": {family: round(s.value, 4) for family, s in self.rates.items()},

@@ -13,8 +13,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
 from ..charts import axes
-from ..order_pipeline import PIPELINES, OrderPipeline
-from ..outbox_charts import variant_bars
+from ..outbox.charts import variant_bars
+from ..outbox.pipeline import PIPELINES, OrderPipeline
 from .common import html_table, image_widget, show_figure, styled_button
 
 CSS = "eda-dual-write-lab"

@@ -5,7 +5,7 @@ or a log-tailing relay), toggle failures (broker down, service crash after commi
 after publish, consumer crash before acknowledging), place orders and step one action at a
 time, or run until everything settles. The diagram highlights the part that just acted; the
 tables show the live rows of the orders, outbox and inbox tables; the counters are the
-consistency checker's verdict (:func:`eda_lab.checks.check_consistency`) at that moment.
+consistency checker's verdict (:func:`eda_lab.outbox.checks.check_consistency`) at that moment.
 
 The drawing is done by pure functions of the model (:func:`diagram_html`,
 :func:`tables_html`, :func:`event_log_html`, :func:`counters_html`), so a test can build the
@@ -20,10 +20,10 @@ from dataclasses import replace
 
 import ipywidgets as widgets
 
-from ..checks import ConsistencyReport
 from ..db import rows
-from ..order_pipeline import PIPELINES, OrderPipeline, StepResult
-from ..outbox import outbox_rows
+from ..outbox.checks import ConsistencyReport
+from ..outbox.pipeline import PIPELINES, OrderPipeline, StepResult
+from ..outbox.table import outbox_rows
 from .common import html_table, styled_button
 from .diagram import Edge, Node, render_diagram
 
@@ -185,7 +185,7 @@ def counters_html(report: ConsistencyReport, queued: int = 0) -> str:
 
 
 class OutboxVisualizer:
-    """The widget. ``.model`` is the :class:`~eda_lab.order_pipeline.OrderPipeline` it drives.
+    """The widget. ``.model`` is the :class:`~eda_lab.outbox.pipeline.OrderPipeline` it drives.
 
     >>> viz = OutboxVisualizer()
     >>> viz.place.click(); viz.run_button.click()

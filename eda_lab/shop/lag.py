@@ -26,12 +26,12 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from .faults import FaultPlan, Outage
-from .order_consumer import EFFECTS_TABLE
-from .orders import ORDERS_TABLE
-from .relay import RELAYS
-from .stats import percentile
-from .write_path import TIMINGS, WritePath
+from ..faults import FaultPlan, Outage
+from ..orders import ORDERS_TABLE
+from ..outbox.order_consumer import EFFECTS_TABLE
+from ..outbox.relay import RELAYS
+from ..outbox.write_path import TIMINGS, WritePath
+from ..stats import percentile
 
 CONSUMERS = ("shipping", "billing", "analytics")
 OUTAGE_START_MS = 1_000.0      # when the outage (if any) begins

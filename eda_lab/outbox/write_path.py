@@ -2,7 +2,7 @@
 -> consumers, each with its own database (and an inbox).
 
 Every experiment that sends orders downstream runs this one wiring: the outbox pipeline of
-notebooks 03-04 (:class:`~eda_lab.order_pipeline.OrderPipeline`), the agreement-lag experiment
+notebooks 03-04 (:class:`~eda_lab.outbox.pipeline.OrderPipeline`), the agreement-lag experiment
 of notebook 06 and the whole shop of notebook 07. They differ in how they drive it (a step at
 a time, or orders arriving on the clock) and in the timings they choose, all of which are
 below in :data:`TIMINGS` and :data:`SHOP_TIMINGS`.
@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from .broker import Broker, BrokerError
+from ..broker import Broker, BrokerError
+from ..clock import Clock
+from ..faults import Crash, FaultPlan, as_fault_plan
+from ..trace import Trace
 from .checks import ConsistencyReport, EventKey, check_consistency
-from .clock import Clock
-from .faults import Crash, FaultPlan, as_fault_plan
 from .order_consumer import OrderConsumer
 from .order_service import OrderService
 from .relay import BATCH_SIZE, RETENTION_MS, Relay, make_relay
-from .trace import Trace
 
 VARIANTS = {
     "db_then_publish": "naive: commit to the DB, then publish",

@@ -3,7 +3,7 @@
 A chaos run is an incident with a beginning and an end. While the customers place their
 orders, every named fault point of the shop fires at random, at the rate its **family** is
 given (``{"relay": 0.05}``: every relay crash point fires on 5% of its visits). When the last
-order is placed the storm passes (:meth:`~eda_lab.shop.Shop.calm`), the shop recovers, and
+order is placed the storm passes (:meth:`~eda_lab.shop.shop.Shop.calm`), the shop recovers, and
 once nothing is left on its way the checkers judge what is left in the databases:
 
 =====================  ============================================================  =======
@@ -32,10 +32,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .checks import ConsistencyReport
-from .faults import FaultPlan, fault_points
+from ..faults import FaultPlan, fault_points
+from ..outbox.checks import ConsistencyReport
+from ..stats import percentile
 from .shop import CONSUMERS, Shop
-from .stats import percentile
 
 # The fault families of the shop: the part of a fault point's name before the dot.
 FAMILIES = ("order", "relay", "broker", "consumer", "saga")
@@ -220,7 +220,7 @@ def run_chaos(n_orders: int = 1_000, rates: Mapping[str, float] | None = None, *
     ``rates`` maps fault families (:data:`FAMILIES`) to probabilities (default
     :data:`DEFAULT_RATES`; ``{}`` for no faults). ``progress(done, total)`` is called as sagas
     finish (``total`` = ``n_orders``), and once more with ``done == total`` at the end.
-    Other keyword arguments go to :class:`~eda_lab.shop.Shop`.
+    Other keyword arguments go to :class:`~eda_lab.shop.shop.Shop`.
     """
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable progress(done, total), got {progress!r}")

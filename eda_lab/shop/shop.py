@@ -33,14 +33,15 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .checks import ConsistencyReport
-from .consumer import ConsumerWorker
-from .faults import FaultPlan
-from .order_service import AGGREGATE_TYPE
-from .orders import ORDERS_TABLE
-from .outbox import OutboxEvent, encode_payload, write_event
-from .relay import RELAYS
-from .saga import (
+from ..consumer import ConsumerWorker
+from ..faults import FaultPlan
+from ..orders import ORDERS_TABLE
+from ..outbox.checks import ConsistencyReport
+from ..outbox.order_service import AGGREGATE_TYPE
+from ..outbox.relay import RELAYS
+from ..outbox.table import OutboxEvent, encode_payload, write_event
+from ..outbox.write_path import SHOP_TIMINGS, TOPIC, WritePath
+from ..saga import (
     InventoryParticipant,
     OrchestratorDown,
     OrderParticipant,
@@ -51,8 +52,7 @@ from .saga import (
     saga_problems,
     shop_problems,
 )
-from .saga.log import COMPENSATED, COMPLETED
-from .write_path import SHOP_TIMINGS, TOPIC, WritePath
+from ..saga.log import COMPENSATED, COMPLETED
 
 CONSUMERS = ("shipping-notifier", "analytics")   # the downstream consumer groups
 DUAL_WRITES = ("db_then_publish", "publish_then_db")
@@ -114,7 +114,7 @@ class Shop(WritePath):
     ``faults`` is a dict such as ``{"relay.after_publish": 0.05}`` or a :class:`FaultPlan`;
     ``relay`` is ``"polling"`` or ``"log-tailing"``; ``consumers`` names the downstream
     consumer groups (a subset of :data:`CONSUMERS`). Timings default to
-    :data:`~eda_lab.write_path.SHOP_TIMINGS`.
+    :data:`~eda_lab.outbox.write_path.SHOP_TIMINGS`.
     """
 
     def __init__(self, *, seed: int = 0, faults: FaultPlan | Mapping[str, Any] | None = None,

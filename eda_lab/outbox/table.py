@@ -3,7 +3,7 @@
 A service that must both change its database and tell the world cannot do the two atomically
 (there is no transaction across its database and the broker). The outbox moves the second
 write *into* the first: the business row and an outbox row describing the event are inserted
-in one SQLite transaction, so both exist or neither does. A relay (:mod:`eda_lab.relay`)
+in one SQLite transaction, so both exist or neither does. A relay (:mod:`eda_lab.outbox.relay`)
 publishes the outbox rows later, as often as it takes.
 
 The columns are the ones Debezium's outbox event router expects, so the table reads like the
@@ -45,8 +45,8 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from ..messages import Message
 from .dual_write import Context, DualWritePoints, Write, commit_locally
-from .messages import Message
 
 OUTBOX_TABLE = "outbox"
 COLUMNS = ("seq", "id", "aggregatetype", "aggregateid", "type", "payload", "version",
@@ -224,7 +224,7 @@ def commit_with_outbox(db: sqlite_utils.Database, write: Write, event: OutboxEve
     ``write(conn)`` makes the business change; the event becomes an outbox row on the same
     connection before the COMMIT, so both are kept or neither is. Nothing is published here:
     a relay does that later, as often as it takes. Compare ``db_then_publish`` in
-    :mod:`eda_lab.dual_write`: the same arguments, and one write instead of two.
+    :mod:`eda_lab.outbox.dual_write`: the same arguments, and one write instead of two.
     """
     def change_and_event(conn: sqlite3.Connection) -> None:
         write(conn)

@@ -1,7 +1,7 @@
 """Charts for notebooks 03 and 04: losses against the fault rate, relay lag, the polling gap.
 
-Each function takes plain rows (the dicts that :mod:`eda_lab.order_pipeline` and
-:mod:`eda_lab.polling_gap` return, or a DataFrame of them) and an optional ``ax``, and returns
+Each function takes plain rows (the dicts that :mod:`eda_lab.outbox.pipeline` and
+:mod:`eda_lab.outbox.polling_gap` return, or a DataFrame of them) and an optional ``ax``, and returns
 the Axes, drawn in the course style.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from .charts import axes, color_for, style
+from ..charts import axes, color_for, style
 
 SHORT_LABELS = {"db_then_publish": "DB, then\npublish", "publish_then_db": "publish,\nthen DB",
                 "outbox-polling": "outbox +\npolling relay",
@@ -27,7 +27,7 @@ def _frame(rows: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
 def loss_chart(rows, ax=None, title: str = "Events lost and invented as faults grow"):
     """Lost (solid) and phantom (dashed) events against the fault rate, one colour per variant.
 
-    ``rows``: :func:`~eda_lab.order_pipeline.loss_sweep` output.
+    ``rows``: :func:`~eda_lab.outbox.pipeline.loss_sweep` output.
     """
     frame = _frame(rows)
     ax = axes(ax)
@@ -65,7 +65,7 @@ def variant_bars(rows, ax=None, title: str = "Lost and phantom events by variant
 def lag_chart(rows, ax=None, title: str = "Relay lag: commit to publish"):
     """Mean (solid) and worst (dotted) lag against the poll interval, one line per batch size.
 
-    ``rows``: :func:`~eda_lab.order_pipeline.lag_sweep` output.
+    ``rows``: :func:`~eda_lab.outbox.pipeline.lag_sweep` output.
     """
     frame = _frame(rows)
     ax = axes(ax)
@@ -86,7 +86,7 @@ def lag_chart(rows, ax=None, title: str = "Relay lag: commit to publish"):
 def skip_chart(rows, ax=None, title: str = "The polling gap: rows never published"):
     """Share of rows each relay skipped against the number of overlapping writers.
 
-    ``rows``: :func:`~eda_lab.polling_gap.skip_rates` output.
+    ``rows``: :func:`~eda_lab.outbox.polling_gap.skip_rates` output.
     """
     frame = _frame(rows)
     ax = axes(ax)

@@ -18,8 +18,8 @@ when it becomes visible; ``poll`` lets every relay poll once.
 Three relays read the same outbox side by side, each publishing to its own topic:
 
 * ``high-water mark``: ``WHERE seq > last`` and store the largest seq (the bug);
-* ``flag``: the :class:`~eda_lab.relay.PollingRelay`, ``WHERE published_at IS NULL`` (fix 1);
-* ``commit-order log``: the :class:`~eda_lab.relay.LogTailingRelay`, whose log positions are
+* ``flag``: the :class:`~eda_lab.outbox.relay.PollingRelay`, ``WHERE published_at IS NULL`` (fix 1);
+* ``commit-order log``: the :class:`~eda_lab.outbox.relay.LogTailingRelay`, whose log positions are
   given at commit, so commit order is read order (fix 2: what CDC reads).
 
 Fix 3 is to serialise the writers (take ids at commit, or one writer at a time):
@@ -32,11 +32,11 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .broker import Broker
-from .db import open_db, transaction
-from .messages import Message
-from .outbox import OFFSETS_TABLE, create_offsets, create_outbox, encode_payload
+from ..broker import Broker
+from ..db import open_db, transaction
+from ..messages import Message
 from .relay import LogTailingRelay, PollingRelay, Relay
+from .table import OFFSETS_TABLE, create_offsets, create_outbox, encode_payload
 
 HIGH_WATER_MARK = "high-water mark"
 FLAG = "flag"

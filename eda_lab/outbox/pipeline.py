@@ -1,4 +1,4 @@
-"""The outbox pipeline of notebooks 03-04: the write path (:mod:`eda_lab.write_path`) with one
+"""The outbox pipeline of notebooks 03-04: the write path (:mod:`eda_lab.outbox.write_path`) with one
 consumer, and the experiments run on it.
 
 One :class:`OrderPipeline` is one experiment. It can be driven three ways, all on the same
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from ..faults import Crash, FaultPlan, fault_points
 from .checks import ConsistencyReport, EventKey
-from .faults import Crash, FaultPlan, fault_points
 from .relay import BATCH_SIZE, RETENTION_MS
 from .write_path import OUTBOX_VARIANTS, TIMINGS, VARIANTS, WritePath
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 
 import matplotlib.pyplot as plt
 
-from .charts import axes, backlog_chart, color_for, style
-from .faults import Outage
+from ..charts import axes, backlog_chart, color_for, style
+from ..faults import Outage
 
 OUTAGE_COLOR = "#F4A3A3"
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .broker import Broker, Delivery
-from .consumer import ConsumerWorker
-from .db import open_db, transaction
-from .inbox import Inbox
-from .messages import Message
+from ..broker import Broker, Delivery
+from ..consumer import ConsumerWorker
+from ..db import open_db, transaction
+from ..inbox import Inbox
+from ..messages import Message
 
 EFFECTS_TABLE = "effects"
 

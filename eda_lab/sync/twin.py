@@ -28,13 +28,14 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 
-from .broker import Broker, BrokerUnavailable, Delivery
-from .clock import Clock
-from .consumer import ConsumerWorker
-from .db import open_db, transaction
-from .faults import FaultPlan, Outage
-from .messages import event
-from .sync_chain import (
+from ..broker import Broker, BrokerUnavailable, Delivery
+from ..clock import Clock
+from ..consumer import ConsumerWorker
+from ..db import open_db, transaction
+from ..faults import FaultPlan, Outage
+from ..messages import event
+from ..trace import Trace
+from .chain import (
     DOWN,
     SAMPLE_MS,
     WINDOW_MS,
@@ -49,7 +50,6 @@ from .sync_chain import (
     check_outages,
     rounded_percentile,
 )
-from .trace import Trace
 
 ORDERS_TOPIC = "orders"
 PARTITIONS = 4
@@ -154,7 +154,7 @@ def _set_pace(workers: list[ConsumerWorker], profile: ServiceProfile, plan: Faul
 class EventDrivenTwin:
     """The shop wired with events: ``entry`` answers, ``consumers`` follow the orders topic.
 
-    >>> from eda_lab.sync_chain import load_services
+    >>> from eda_lab.sync.chain import load_services
     >>> twin = EventDrivenTwin(load_services(), consumers=["payment", "inventory"])
     >>> twin.expected_latency_ms(), twin.expected_availability()
     (20.0, 0.999)

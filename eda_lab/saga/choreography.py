@@ -32,27 +32,22 @@ import functools
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .broker import Broker
-from .faults import FaultPlan
-from .messages import Message, command
-from .saga.checks import compensation_times, shop_problems, undone_in_order
-from .saga.definition import SagaDefinition
-from .saga.log import BACKWARD, COMPENSATED, COMPLETED, FORWARD, NEEDS_ATTENTION, RUNNING
-from .saga.orchestrator import (
-    MAX_ATTEMPTS,
-    check_counts,
-    check_order,
-    command_id,
-)
-from .saga.participants import (
+from ..broker import Broker
+from ..faults import FaultPlan
+from ..messages import Message, command
+from .checks import compensation_times, shop_problems, undone_in_order
+from .commands import MAX_ATTEMPTS, check_order, command_id, commands_topic
+from .definition import SagaDefinition
+from .log import BACKWARD, COMPENSATED, COMPLETED, FORWARD, NEEDS_ATTENTION, RUNNING
+from .orchestrator import check_counts
+from .participants import (
     DONE,
     NONE,
     TIME_OUT,
     UNDONE,
     Participant,
-    commands_topic,
 )
-from .saga.runner import (
+from .runner import (
     LATENCY_MS,
     REDELIVERY_MS,
     RESTART_AFTER_MS,
@@ -287,7 +282,9 @@ class ChoreographyRunner(ServiceHost):
         if reaction is None:
             return  # an event on a topic it reads that asks nothing of it
         saga_id = message.headers.get("saga_id", message.key)
-        attempt = int(message.headers.get("attempt", "1")) + (1 if reaction.retry else 0)
+        # A retry is the refused command's next attempt; anything else starts a step (or its
+        # compensation) afresh, at attempt 1, whatever attempt the event it hears came from.
+        attempt = int(message.headers.get("attempt", "1")) + 1 if reaction.retry else 1
         now = self.clock.now
         if attempt > self.max_attempts:
             self.trace.add(now, "give_up", service, None, None, None, saga_id, message.id,

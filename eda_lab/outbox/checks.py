@@ -30,7 +30,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .messages import Message
+from ..messages import Message
 
 EventKey = tuple[str, int]   # (aggregate id, version)
 

@@ -16,7 +16,7 @@ the consumer needs an inbox (:mod:`eda_lab.inbox`).
 * :class:`PollingRelay` asks the outbox table for ``published_at IS NULL`` rows and marks
   them by setting ``published_at`` (keeping them for a retention window) or deleting them.
 * :class:`LogTailingRelay` follows the change log of committed inserts (the model of the
-  WAL, see :func:`eda_lab.outbox.enable_change_log`) from an offset it stores in the same
+  WAL, see :func:`eda_lab.outbox.table.enable_change_log`) from an offset it stores in the same
   database, as Debezium stores its source offset. It never queries the outbox table.
 
 Settings: ``batch_size`` (rows per poll) and ``poll_interval_ms``. One batch per interval is
@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .broker import Broker, BrokerUnavailable, shared_with
-from .clock import Clock
-from .db import transaction
-from .faults import Crash, FaultPlan, crash_point
-from .outbox import (
+from ..broker import Broker, BrokerUnavailable, shared_with
+from ..clock import Clock
+from ..db import transaction
+from ..faults import Crash, FaultPlan, crash_point
+from ..trace import Trace
+from .table import (
     OFFSETS_TABLE,
     OUTBOX_TABLE,
     check_table_name,
@@ -41,7 +42,6 @@ from .outbox import (
     log_table,
     row_to_message,
 )
-from .trace import Trace
 
 AFTER_READ = crash_point(
     "relay.after_read",

@@ -5,7 +5,7 @@
 * ``"db_then_publish"``: commit the order, then publish ``OrderPlaced`` (naive);
 * ``"publish_then_db"``: publish, then commit (naive, the other way round);
 * ``"outbox"``: insert the order *and* an outbox row in one local transaction; a relay
-  (:mod:`eda_lab.relay`) publishes later. The service never talks to the broker.
+  (:mod:`eda_lab.outbox.relay`) publishes later. The service never talks to the broker.
 
 The crash points are the moments between the steps (``order.before_commit``,
 ``order.after_commit``, ``order.after_publish``); a :class:`~eda_lab.faults.FaultPlan` fires
@@ -29,15 +29,15 @@ from typing import Any
 
 import sqlite_utils
 
-from .broker import Broker, shared_with
-from .clock import Clock
-from .db import open_db
+from ..broker import Broker, shared_with
+from ..clock import Clock
+from ..db import open_db
+from ..faults import FaultPlan, crash_point
+from ..messages import is_past_tense, new_id
+from ..orders import ORDERS_TABLE, PLACED, create_orders_table
+from ..trace import Trace
 from .dual_write import Context, DualWritePoints, db_then_publish, publish_then_db
-from .faults import FaultPlan, crash_point
-from .messages import is_past_tense, new_id
-from .orders import ORDERS_TABLE, PLACED, create_orders_table
-from .outbox import OUTBOX_TABLE, OutboxEvent, commit_with_outbox, create_outbox, encode_payload
-from .trace import Trace
+from .table import OUTBOX_TABLE, OutboxEvent, commit_with_outbox, create_outbox, encode_payload
 
 BEFORE_COMMIT = crash_point(
     "order.before_commit",

@@ -14,7 +14,7 @@ system can refuse, between them:
 ``try``/``except`` does not close the gap: a crashed process runs no ``except`` block (here a
 :class:`~eda_lab.faults.Crash` is a ``BaseException``), and once a message is published there
 is no "unpublish". Retrying the publish helps only while the process lives and the broker
-comes back before the retries run out. :mod:`eda_lab.outbox` is the fix.
+comes back before the retries run out. :mod:`eda_lab.outbox.table` is the fix.
 
 The functions are generic: ``write(conn)`` does the business change inside the local
 transaction, and ``points`` names the service's crash points.
@@ -28,11 +28,11 @@ from typing import NamedTuple
 
 import sqlite_utils
 
-from .broker import Broker, BrokerUnavailable
-from .db import transaction
-from .faults import FaultPlan
-from .messages import Message
-from .trace import Trace
+from ..broker import Broker, BrokerUnavailable
+from ..db import transaction
+from ..faults import FaultPlan
+from ..messages import Message
+from ..trace import Trace
 
 Write = Callable[[sqlite3.Connection], object]
 

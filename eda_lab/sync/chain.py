@@ -28,10 +28,10 @@ from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
 
-from .clock import Clock
-from .data_files import data_file
-from .faults import FaultPlan, Outage
-from .stats import percentile
+from ..clock import Clock
+from ..data_files import data_file
+from ..faults import FaultPlan, Outage
+from ..stats import percentile
 
 SERVICES_CSV = data_file("services.csv")
 LATENCIES = ("lognormal", "exponential", "constant")
