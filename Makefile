@@ -59,8 +59,9 @@ lab: $(LAB_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check eda_lab tests benchmarks notebooks
 
+# The tests, every docstring example in the package, and every notebook's stored outputs.
 test: lint
-	$(BIN)/python -m pytest tests --nbval $(NOTEBOOKS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests eda_lab --doctest-modules --nbval $(NOTEBOOKS) $(PYTEST_ARGS)
 
 # nbconvert gives each kernel CurveZMQ keys (its kernelspec says it supports them): same
 # results, and ipykernel no longer warns once per notebook that TCP is unencrypted.

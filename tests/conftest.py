@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# Hypothesis draws new examples on every run unless told not to. The suite (and CI) runs the
+# "repeatable" profile: the same examples every time, so a red run is reproducible and a green
+# one is not luck. HYPOTHESIS_PROFILE=explore draws fresh ones to look for new failures; keep
+# what it finds as an @example.
+settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 from eda_lab import Broker, Clock, FaultPlan, Trace, seed_ids
 from eda_lab.db import open_db
