@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from . import _validate as check
 from .clock import Clock
-from .faults import FaultPlan, crash_point
+from .faults import FaultPlan, as_fault_plan, crash_point
 from .messages import Message
 from .partitioning import partition_for
 from .trace import Trace
@@ -136,8 +137,7 @@ class Consumer:
         so one busy partition cannot starve the others.
         """
         self._check_active("poll")
-        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
-            raise ValueError(f"max_messages must be an integer >= 1, got {max_messages!r}")
+        check.count("max_messages", max_messages)
         now = self.broker.clock.now
         if self.broker.is_down(now):
             return []
@@ -364,8 +364,8 @@ def shared_with(broker: Any, clock: Clock | None = None, trace: Trace | None = N
         own = getattr(broker, attribute, None)
         return own if own is not None else make()
 
-    return (pick(clock, "clock", Clock), pick(trace, "trace", Trace),
-            pick(faults, "faults", FaultPlan))
+    plan = pick(None if faults is None else as_fault_plan(faults), "faults", FaultPlan)
+    return pick(clock, "clock", Clock), pick(trace, "trace", Trace), plan
 
 
 class Broker:
@@ -379,11 +379,10 @@ class Broker:
     def __init__(self, clock: Clock | None = None, trace: Trace | None = None,
                  faults: FaultPlan | None = None, *, delay_ms: float = 1_000.0,
                  name: str = "broker"):
-        if delay_ms < 0:
-            raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
+        check.ms("delay_ms", delay_ms, positive=False)
         self.clock = clock if clock is not None else Clock()
         self.trace = trace if trace is not None else Trace()
-        self.faults = faults if faults is not None else FaultPlan()
+        self.faults = as_fault_plan(faults)
         self.delay_ms = delay_ms
         self.name = name
         self.topics: dict[str, Topic] = {}
@@ -394,10 +393,8 @@ class Broker:
     # -- topics -------------------------------------------------------------------------
     def create_topic(self, name: str, partitions: int = 1) -> Topic:
         """Create a topic (or return it, if it exists with the same partition count)."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"topic name must be a non-empty string, got {name!r}")
-        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
-            raise ValueError(f"partitions must be an integer >= 1, got {partitions!r}")
+        check.name("topic name", name)
+        check.count("partitions", partitions)
         existing = self.topics.get(name)
         if existing is not None:
             if existing.partition_count != partitions:
@@ -493,8 +490,7 @@ class Broker:
         it has no consumer running: that is what lets a consumer that was offline catch up.
         ``start`` is 'earliest' (read the topics' history too) or 'latest'.
         """
-        if not isinstance(group, str) or not group:
-            raise ValueError(f"group must be a non-empty string, got {group!r}")
+        check.name("group", group)
         names = (topics,) if isinstance(topics, str) else tuple(topics)
         if not names:
             raise ValueError("topics must name at least one topic")

@@ -16,13 +16,14 @@ from typing import Any
 
 import simpy
 
+from . import _validate as check
+
 
 class Clock:
     """Simulated time in milliseconds, with SimPy processes scheduled on it."""
 
     def __init__(self, start_ms: float = 0.0):
-        if start_ms < 0:
-            raise ValueError(f"start_ms must be >= 0, got {start_ms}")
+        check.ms("start_ms", start_ms, positive=False)
         self.env = simpy.Environment(initial_time=start_ms)
 
     @property
@@ -32,8 +33,7 @@ class Clock:
 
     def timeout(self, delay_ms: float, value: Any = None) -> simpy.events.Timeout:
         """An event that fires ``delay_ms`` from now; ``yield`` it inside a process to wait."""
-        if delay_ms < 0:
-            raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
+        check.ms("delay_ms", delay_ms, positive=False)
         return self.env.timeout(delay_ms, value)
 
     def process(self, generator: Generator) -> simpy.Process:
@@ -43,8 +43,9 @@ class Clock:
     def every(self, interval_ms: float, action: Callable[[], Any],
               until_ms: float | None = None) -> simpy.Process:
         """Call ``action()`` every ``interval_ms`` (first call now) until ``until_ms``, if given."""
-        if interval_ms <= 0:
-            raise ValueError(f"interval_ms must be > 0, got {interval_ms}")
+        check.ms("interval_ms", interval_ms)
+        if until_ms is not None:
+            check.ms("until_ms", until_ms, positive=False)
 
         def loop():
             while until_ms is None or self.now <= until_ms:
@@ -55,6 +56,7 @@ class Clock:
 
     def call_at(self, at_ms: float, action: Callable[[], Any]) -> simpy.Process:
         """Call ``action()`` once, at simulated time ``at_ms`` (now, if that has passed)."""
+        check.ms("at_ms", at_ms, positive=False)
 
         def once():
             yield self.env.timeout(max(0.0, at_ms - self.now))
@@ -64,12 +66,13 @@ class Clock:
 
     def call_later(self, delay_ms: float, action: Callable[[], Any]) -> None:
         """Call ``action()`` once, ``delay_ms`` from now: a timer, lighter than a process."""
-        if delay_ms < 0:
-            raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
+        check.ms("delay_ms", delay_ms, positive=False)
         self.env.timeout(delay_ms).callbacks.append(lambda _event: action())
 
     def run(self, until_ms: float | None = None) -> None:
         """Advance time, running every process, until ``until_ms`` or until nothing is left."""
+        if until_ms is not None:
+            check.ms("until_ms", until_ms, positive=False)
         if until_ms is not None and until_ms < self.now:
             raise ValueError(f"until_ms ({until_ms}) is before now ({self.now})")
         if until_ms is not None and until_ms == self.now:
@@ -78,8 +81,7 @@ class Clock:
 
     def advance(self, delta_ms: float) -> None:
         """Run everything scheduled in the next ``delta_ms``."""
-        if delta_ms < 0:
-            raise ValueError(f"delta_ms must be >= 0, got {delta_ms}")
+        check.ms("delta_ms", delta_ms, positive=False)
         self.run(self.now + delta_ms)
 
     def step(self) -> bool:

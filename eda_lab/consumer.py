@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from . import _validate as check
 from .broker import Broker, BrokerError, BrokerUnavailable, Delivery
 from .faults import Crash, crash_point
 
@@ -61,21 +62,18 @@ class ConsumerWorker:
                  start: bool = True,
                  retry_on: tuple[type[Exception], ...] = (Exception,),
                  before_commit_point: str | None = BEFORE_COMMIT):
-        if not callable(handler):
-            raise TypeError(f"handler must be callable, got {handler!r}")
-        for arg, value, low in (("poll_interval_ms", poll_interval_ms, 0.0),
-                                ("processing_ms", processing_ms, 0.0),
-                                ("backoff_ms", backoff_ms, 0.0)):
-            if value < low:
-                raise ValueError(f"{arg} must be >= {low:g}, got {value}")
-        if poll_interval_ms == 0:
-            raise ValueError("poll_interval_ms must be > 0 (a worker that never sleeps never lets time pass)")
+        check.function("handler", handler, "handler(delivery)")
+        check.ms("poll_interval_ms", poll_interval_ms)  # a worker that never sleeps lets no time pass
+        check.ms("processing_ms", processing_ms, positive=False)
+        check.ms("backoff_ms", backoff_ms, positive=False)
         for arg, value in (("max_batch", max_batch), ("max_attempts", max_attempts),
                            ("commit_every", commit_every)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
-        if backoff_factor < 1:
-            raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor}")
+            check.count(arg, value)
+        check.number("backoff_factor", backoff_factor, minimum=1)
+        if restart_after_ms is not None:
+            check.ms("restart_after_ms", restart_after_ms, positive=False)
+        check.flag("online", online)
+        check.flag("start", start)
         self.broker = broker
         self.clock = broker.clock
         self.group = group

@@ -112,6 +112,9 @@ class FaultPlan:
 
     def __init__(self, points: Mapping[str, Any] | None = None, *, seed: int = 0,
                  outages: Iterable[Outage] = (), strict: bool = True):
+        if points is not None and not isinstance(points, Mapping):
+            raise TypeError(f"a fault plan is a dict of fault points such as "
+                            f"{{'relay.after_publish': 1}}, got {points!r}")
         self.seed = seed
         self._specs: dict[str, tuple[str, Any]] = {}
         self._rngs: dict[str, random.Random] = {}
@@ -190,6 +193,28 @@ class FaultPlan:
     def __repr__(self) -> str:
         entries = ", ".join(f"{p!r}: {k}" for p, k in self.points.items())
         return f"FaultPlan({{{entries}}}, seed={self.seed}, outages={len(self.outages)})"
+
+
+def check_outages(outages: Iterable[Outage] | Outage | None,
+                  known: Iterable[str]) -> tuple[Outage, ...]:
+    """The outages as a tuple, each checked to name a part of this run (``known``).
+
+    An outage of a part that does not exist would otherwise do nothing, silently: a typo
+    (``"paymnt"``) would make the experiment look as if the outage had no effect.
+    """
+    if outages is None:
+        return ()
+    if isinstance(outages, Outage):
+        outages = (outages,)
+    outages = tuple(outages)
+    known = sorted(set(known))
+    for outage in outages:
+        if not isinstance(outage, Outage):
+            raise TypeError(f"outages must be Outage objects, got {outage!r}")
+        if outage.target not in known:
+            raise ValueError(f"outage target {outage.target!r} is not a service here; "
+                             f"known: {', '.join(known)}")
+    return outages
 
 
 def as_fault_plan(faults: FaultPlan | Mapping[str, Any] | None, *, seed: int = 0) -> FaultPlan:

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
+from . import _validate as check
 from .db import transaction
 from .messages import Message
 
@@ -30,6 +31,7 @@ Apply = Callable[[sqlite3.Connection, Message], Any]
 
 def create_inbox(db: sqlite_utils.Database, table: str = INBOX_TABLE) -> None:
     """Create the inbox table (message id, who processed it, when) if it is missing."""
+    check.identifier("table", table)
     if not db[table].exists():
         db[table].create(
             {"message_id": str, "consumer": str, "message_type": str, "processed_at": float},
@@ -52,8 +54,8 @@ class Inbox:
     """
 
     def __init__(self, db: sqlite_utils.Database, consumer: str, table: str = INBOX_TABLE):
-        if not isinstance(consumer, str) or not consumer:
-            raise ValueError(f"consumer must be a non-empty name, got {consumer!r}")
+        check.name("consumer", consumer)
+        check.identifier("table", table)  # it goes into the SQL text of every claim
         self.db = db
         self.consumer = consumer
         self.table = table

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from . import _validate as check
+
 _M = 0x5BD1E995
 _SEED = 0x9747B28C
 _MASK = 0xFFFFFFFF
@@ -41,7 +43,13 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
-@lru_cache(maxsize=65536)
 def partition_for(key: str, partitions: int) -> int:
     """The partition of ``key`` on a topic with ``partitions`` partitions (Kafka's formula)."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a string, got {key!r}")
+    return _partition(key, check.count("partitions", partitions))
+
+
+@lru_cache(maxsize=65536)
+def _partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions

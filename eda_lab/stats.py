@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 def percentile(values: Iterable[float], q: float) -> float | None:
     """The nearest-rank ``q``-th percentile (0-100) of ``values``; None when there are none."""
-    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100:
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100:  # NaN too
         raise ValueError(f"q must be a percentage in [0, 100], got {q!r}")
     ordered = sorted(values)
     if not ordered:

@@ -7,6 +7,9 @@ import os
 import pytest
 from hypothesis import settings
 
+from eda_lab import Broker, Clock, FaultPlan, Trace, seed_ids
+from eda_lab.db import open_db
+
 # Hypothesis draws new examples on every run unless told not to. The suite (and CI) runs the
 # "repeatable" profile: the same examples every time, so a red run is reproducible and a green
 # one is not luck. HYPOTHESIS_PROFILE=explore draws fresh ones to look for new failures; keep
@@ -14,9 +17,6 @@ from hypothesis import settings
 settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
-
-from eda_lab import Broker, Clock, FaultPlan, Trace, seed_ids
-from eda_lab.db import open_db
 
 
 @pytest.fixture(autouse=True)

@@ -132,7 +132,7 @@ def test_an_existing_saga_id_is_refused():
 @pytest.mark.parametrize("options, message", [
     ({"reply_timeout_ms": 0}, "reply_timeout_ms must be a number of ms > 0"),
     ({"retry_backoff_ms": -5}, "retry_backoff_ms must be a number of ms > 0"),
-    ({"backoff_factor": 0.5}, "backoff_factor must be >= 1"),
+    ({"backoff_factor": 0.5}, "backoff_factor must be a number >= 1"),
     ({"max_attempts": 0}, "max_attempts must be an integer >= 1"),
 ])
 def test_bad_orchestrator_options_are_refused(options, message):

@@ -154,7 +154,7 @@ def test_orders_ride_through_an_idle_broker_group_until_the_orchestrator_is_back
     ({"dual_write": "both"}, "dual_write must be one of"),
     ({"consumers": ["billing"]}, "each of consumers must be one of"),
     ({"consumers": ["analytics", "analytics"]}, "must not repeat"),
-    ({"order_interval_ms": 0}, "order_interval_ms must be a number > 0"),
+    ({"order_interval_ms": 0}, "order_interval_ms must be a number of ms > 0"),
     ({"faults": {"relay.explode": 1}}, "unknown fault point"),
 ])
 def test_bad_settings_are_refused_naming_the_argument(settings, message):
@@ -176,7 +176,7 @@ def test_bad_arguments_to_run_are_refused_before_anything_happens():
         shop.run(-1)
     with pytest.raises(TypeError, match="tick must be a function"):
         shop.place_orders(3, tick=5)
-    with pytest.raises(ValueError, match="max_ms must be a number > 0"):
+    with pytest.raises(ValueError, match="max_ms must be a number of ms > 0"):
         shop.settle(0)
     assert shop.placed == 0 and shop.clock.now == 0
 

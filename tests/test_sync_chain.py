@@ -61,17 +61,17 @@ def test_load_services_names_the_bad_line_and_field(tmp_path):
     with pytest.raises(ValueError, match="missing columns"):
         load_services(path)
     path.write_text(header + "\norder,lognormal,-20,8,0.001,2000,0,12,x\n")
-    with pytest.raises(ValueError, match=r"service 'order': mean_ms must be >= 0, got -20"):
+    with pytest.raises(ValueError, match=r"service 'order': mean_ms must be a number >= 0, got -20"):
         load_services(path)
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("mean_ms", -5, "mean_ms must be >= 0"),
-    ("sd_ms", -1, "sd_ms must be >= 0"),
-    ("mean_ms", math.nan, "mean_ms must be >= 0"),
-    ("failure_prob", 1.5, r"failure_prob must be in \[0, 1\]"),
-    ("failure_prob", -0.1, r"failure_prob must be in \[0, 1\]"),
-    ("timeout_ms", 0, "timeout_ms must be > 0"),
+    ("mean_ms", -5, "mean_ms must be a number >= 0"),
+    ("sd_ms", -1, "sd_ms must be a number >= 0"),
+    ("mean_ms", math.nan, "mean_ms must be a number >= 0"),
+    ("failure_prob", 1.5, r"failure_prob must be a number in \[0, 1\]"),
+    ("failure_prob", -0.1, r"failure_prob must be a number in \[0, 1\]"),
+    ("timeout_ms", 0, "timeout_ms must be a number > 0"),
     ("workers", 0, "workers must be an integer >= 1"),
     ("workers", 2.5, "workers must be an integer >= 1"),
     ("retries", -1, "retries must be an integer >= 0"),
@@ -129,9 +129,9 @@ def test_calls_must_form_a_tree_from_the_entry(services):
 
 
 @pytest.mark.parametrize(("load", "message"), [
-    ({"rate_per_s": 0}, "rate_per_s must be > 0"),
-    ({"rate_per_s": -3}, "rate_per_s must be > 0"),
-    ({"duration_ms": 0}, "duration_ms must be > 0"),
+    ({"rate_per_s": 0}, "rate_per_s must be a number > 0"),
+    ({"rate_per_s": -3}, "rate_per_s must be a number > 0"),
+    ({"duration_ms": 0}, "duration_ms must be a number > 0"),
     ({"outages": [Outage("billing", 0, 10)]}, "outage target 'billing' is not a service here"),
     ({"outages": [("inventory", 0, 10)]}, "outages must be Outage objects"),
 ])
@@ -268,7 +268,7 @@ def test_windows_cover_the_whole_run_and_count_every_request(cascade):
     assert len(windows) == 30 and windows["time_s"].tolist() == [float(i) for i in range(30)]
     assert windows["requests"].sum() == len(cascade.requests)
     assert windows["succeeded"].sum() == cascade.summary()["succeeded"]
-    with pytest.raises(ValueError, match="window_ms must be > 0"):
+    with pytest.raises(ValueError, match="window_ms must be a number > 0"):
         cascade.windows(0)
 
 

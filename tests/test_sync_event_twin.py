@@ -190,7 +190,7 @@ def test_adding_a_consumer_group_leaves_the_order_service_alone(twin, calm):
     ({"consumers": ["order"]}, "'order' is the entry service"),
     ({"entry": "nobody"}, "unknown service 'nobody'"),
     ({"partitions": 0}, "partitions must be an integer >= 1"),
-    ({"poll_interval_ms": 0}, "poll_interval_ms must be > 0"),
+    ({"poll_interval_ms": 0}, "poll_interval_ms must be a number of ms > 0"),
     ({"max_attempts": 0}, "max_attempts must be an integer >= 1"),
 ])
 def test_bad_wiring_is_refused(services, kwargs, message):
@@ -201,8 +201,8 @@ def test_bad_wiring_is_refused(services, kwargs, message):
 @pytest.mark.parametrize(("run_kwargs", "message"), [
     ({"outages": [Outage("analytics", 0, 10)]}, "outage target 'analytics' is not a service"),
     ({"faults": {"relay.nonsense": 1}}, "unknown fault point 'relay.nonsense'"),
-    ({"rate_per_s": 0}, "rate_per_s must be > 0"),
-    ({"drain_limit_ms": -1}, "drain_limit_ms must be >= 0"),
+    ({"rate_per_s": 0}, "rate_per_s must be a number > 0"),
+    ({"drain_limit_ms": -1}, "drain_limit_ms must be a number of ms >= 0"),
 ])
 def test_bad_runs_are_refused(twin, run_kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -92,7 +92,7 @@ def test_a_bad_value_is_shown_and_the_last_good_state_is_kept(explorer):
     before = explorer.model.services["payment"]
     explorer.failure["payment"].max = 2.0
     explorer.failure["payment"].value = 1.5
-    assert "failure_prob must be in [0, 1]" in explorer.status.value
+    assert "failure_prob must be a number in [0, 1]" in explorer.status.value
     assert explorer.model.services["payment"] == before
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .. import _validate as check
 from ..broker import Broker, Delivery
 from ..consumer import ConsumerWorker
 from ..db import open_db, transaction
@@ -43,12 +44,13 @@ class OrderConsumer:
                  restart_after_ms: float = 0.0):
         if not isinstance(broker, Broker):
             raise TypeError(f"broker must be an eda_lab Broker, got {type(broker).__name__}")
-        if not isinstance(inbox, bool):
-            raise TypeError(f"inbox must be True or False, got {inbox!r}")
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
-        if not isinstance(poll_interval_ms, (int, float)) or poll_interval_ms <= 0:
-            raise ValueError(f"poll_interval_ms must be a number > 0, got {poll_interval_ms!r}")
+        check.flag("inbox", inbox)
+        check.count("max_batch", max_batch)
+        check.ms("poll_interval_ms", poll_interval_ms)
+        check.name("group", group)
+        check.name("topic", topic)
+        if name is not None:
+            check.name("name", name)
         self.broker = broker
         self.db = db if isinstance(db, sqlite_utils.Database) else open_db(db)
         self.group = group

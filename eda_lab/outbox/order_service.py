@@ -21,7 +21,6 @@ is the order's version after the event, kept in the orders table.
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .. import _validate as check
 from ..broker import Broker, shared_with
 from ..clock import Clock
 from ..db import open_db
@@ -63,12 +63,6 @@ def _open(db: sqlite_utils.Database | str | Path | None) -> sqlite_utils.Databas
                     f"{type(db).__name__}")
 
 
-def _check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    return variant
-
-
 class OrderService:
     """The service that takes orders, with its own database.
 
@@ -88,11 +82,15 @@ class OrderService:
                  variant: str = "outbox", topic: str = "orders", clock: Clock | None = None,
                  trace: Trace | None = None, faults: FaultPlan | None = None,
                  name: str = "order", retries: int = 0, outbox_table: str = OUTBOX_TABLE):
-        self.variant = _check_variant(variant)
+        self.variant = check.one_of("variant", variant, VARIANTS)
         if broker is not None and not callable(getattr(broker, "publish", None)):
             raise TypeError(f"broker must be a Broker (or None for the outbox variant), got {broker!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        check.count("retries", retries, minimum=0)
+        check.name("topic", topic)
+        check.name("name", name)
+        check.identifier("outbox_table", outbox_table)
+        if variant != "outbox" and hasattr(broker, "topic"):
+            broker.topic(topic)  # a naive service publishes there: refuse it before any commit
         self.broker = broker
         self.db = _open(db)
         self.topic = topic
@@ -153,23 +151,21 @@ class OrderService:
         fails (after the commit, for db_then_publish); any variant raises
         :class:`~eda_lab.faults.Crash` at a crash point the fault plan fires.
         """
-        variant = self.variant if variant is None else _check_variant(variant)
-        if order_id is None:
-            order_id = self.next_order_id()
-        elif not isinstance(order_id, str) or not order_id:
-            raise ValueError(f"order_id must be a non-empty string or None, got {order_id!r}")
-        if not isinstance(customer, str) or not customer:
-            raise ValueError(f"customer must be a non-empty string, got {customer!r}")
-        if (isinstance(amount, bool) or not isinstance(amount, (int, float))
-                or not math.isfinite(amount) or amount <= 0):
-            raise ValueError(f"amount must be a finite number > 0, got {amount!r}")
-        if details is not None and not isinstance(details, Mapping):
-            raise TypeError(f"details must be a dict such as {{'sku': 'book'}}, got "
-                            f"{type(details).__name__}")
-        extra = dict(details or {})
+        variant = self.variant if variant is None else check.one_of("variant", variant, VARIANTS)
+        if order_id is not None:
+            check.name("order_id", order_id)
+        check.name("customer", customer)
+        check.number("amount", amount, above=0)
+        extra = dict(check.mapping("details", details, "{'sku': 'book'}") if details else {})
         taken = sorted({"order_id", "customer", "amount"} & set(extra))
         if taken:
             raise ValueError(f"details must not repeat {taken}: pass them as arguments")
+        if "sku" in extra:
+            check.name("details['sku']", extra["sku"])
+        if "quantity" in extra:
+            check.count("details['quantity']", extra["quantity"])
+        if order_id is None:  # numbered only once the order is known to be good
+            order_id = self.next_order_id()
         now = self.clock.now
         event_id = self.event_id(order_id, 1)
         payload = encode_payload({"order_id": order_id, "customer": customer, "amount": amount,
@@ -193,7 +189,7 @@ class OrderService:
                      *, state: str | None = None, variant: str | None = None) -> str:
         """Change an existing order and announce it (``OrderConfirmed``, ``OrderCancelled``);
         returns the event id. The order's version goes up by one, in the same transaction."""
-        variant = self.variant if variant is None else _check_variant(variant)
+        variant = self.variant if variant is None else check.one_of("variant", variant, VARIANTS)
         if not isinstance(type, str) or not is_past_tense(type):
             raise ValueError(f"type must be an event name in the past tense such as "
                              f"'OrderConfirmed', got {type!r}")
@@ -203,7 +199,11 @@ class OrderService:
                               (order_id,)).fetchone()
         if row is None:
             raise ValueError(f"order_id {order_id!r} is not in the orders table")
-        text = encode_payload({"order_id": order_id, **(payload or {})})
+        extra = dict(check.mapping("payload", payload, "{'reason': 'late'}") if payload else {})
+        if "order_id" in extra:
+            raise ValueError("payload must not set 'order_id': the service sets it (the event is "
+                             f"about {order_id!r}), got payload={extra!r}")
+        text = encode_payload({"order_id": order_id, **extra})
         version = row[0] + 1
         now = self.clock.now
         event = OutboxEvent(self.event_id(order_id, version), AGGREGATE_TYPE, order_id, type, text,

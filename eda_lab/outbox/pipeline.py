@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from .. import _validate as check
 from ..faults import Crash, FaultPlan, fault_points
 from .checks import ConsistencyReport, EventKey
 from .relay import BATCH_SIZE, RETENTION_MS
@@ -29,6 +30,8 @@ PIPELINES = VARIANTS
 OUTBOX_PIPELINES = OUTBOX_VARIANTS
 ACTORS = ("order", "relay", "consumer")
 STEP_MS = 100.0   # simulated time one visualizer step takes
+MAX_ORDERS = 100_000          # more orders than this in one run only make a cell slow
+MAX_SETTLE_MS = 3_600_000.0   # an hour of simulated time after the last order
 
 
 class StepResult(NamedTuple):
@@ -117,10 +120,8 @@ class OrderPipeline(WritePath):
             **order: Any) -> ConsistencyReport:
         """Place ``n_orders`` orders, the relay and consumer polling every ``poll_every``; then
         settle and return the check."""
-        if isinstance(n_orders, bool) or not isinstance(n_orders, int) or n_orders < 0:
-            raise ValueError(f"n_orders must be an integer >= 0, got {n_orders!r}")
-        if isinstance(poll_every, bool) or not isinstance(poll_every, int) or poll_every < 1:
-            raise ValueError(f"poll_every must be an integer >= 1, got {poll_every!r}")
+        check.count("n_orders", n_orders, minimum=0, maximum=MAX_ORDERS)
+        check.count("poll_every", poll_every)
         for i in range(1, n_orders + 1):
             self.place_order(**order)
             if i % poll_every == 0:
@@ -134,8 +135,9 @@ class OrderPipeline(WritePath):
                  settle_ms: float = 10_000.0) -> ConsistencyReport:
         """Orders arrive every ``order_interval_ms`` on the simulated clock while the relay and
         the consumer run as processes; the clock stops ``settle_ms`` after the last order."""
-        if order_interval_ms <= 0:
-            raise ValueError(f"order_interval_ms must be > 0, got {order_interval_ms!r}")
+        check.count("n_orders", n_orders, minimum=0, maximum=MAX_ORDERS)
+        check.ms("order_interval_ms", order_interval_ms)
+        check.ms("settle_ms", settle_ms, positive=False, maximum=MAX_SETTLE_MS)
         clock = self.clock
 
         def orders():
@@ -151,8 +153,7 @@ class OrderPipeline(WritePath):
     # -- stepping, one action at a time (the visualizer) ---------------------------------------
     def request_order(self, count: int = 1) -> None:
         """Queue orders; each ``step()`` of the service takes one."""
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"count must be an integer >= 1, got {count!r}")
+        check.count("count", count, maximum=MAX_ORDERS)
         self.queued += count
 
     def has_work(self, actor: str) -> bool:
@@ -242,10 +243,10 @@ def loss_sweep(rates: Iterable[float], variants: Iterable[str] = tuple(PIPELINES
                                         "order.before_commit")) -> list[dict]:
     """Lost and phantom events over ``n_orders`` as every fault in ``points`` fires with
     probability ``rate``: one row per (rate, variant)."""
+    check.count("n_orders", n_orders, maximum=MAX_ORDERS)
     rows = []
     for rate in rates:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"each rate must be a probability in [0, 1], got {rate!r}")
+        check.probability("each rate", rate)
         for variant in variants:
             pipeline = OrderPipeline(variant, {point: float(rate) for point in points},
                                      seed=seed, retries=retries, trace=False)
@@ -259,6 +260,7 @@ def lag_sweep(poll_intervals_ms: Iterable[float], batch_sizes: Iterable[int], *,
               variant: str = "outbox-polling", n_orders: int = 200,
               order_interval_ms: float = 20.0, seed: int = 0) -> list[dict]:
     """The relay lag (commit to publish) for each poll interval and batch size, on the clock."""
+    check.count("n_orders", n_orders, maximum=MAX_ORDERS)
     rows = []
     for batch_size in batch_sizes:
         for interval in poll_intervals_ms:

@@ -32,6 +32,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .. import _validate as check
 from ..broker import Broker
 from ..db import open_db, transaction
 from ..messages import Message
@@ -42,6 +43,7 @@ HIGH_WATER_MARK = "high-water mark"
 FLAG = "flag"
 COMMIT_LOG = "commit-order log"
 RELAY_KINDS = (HIGH_WATER_MARK, FLAG, COMMIT_LOG)
+MAX_WRITERS = 1_000   # concurrent transactions in one schedule; more only makes it slow
 
 
 class HighWaterMarkRelay(Relay):
@@ -109,7 +111,7 @@ def check_schedule(schedule: Sequence[str]) -> list[tuple[str, str | None]]:
         elif action == "commit":
             if state.get(writer) != "open":
                 raise ValueError(f"writer {writer!r} commits without an open transaction "
-                                 "(add 'begin {writer}' before it)")
+                                 f"(add 'begin {writer}' before it)")
             state[writer] = "committed"
     return parsed
 
@@ -213,8 +215,9 @@ def run_schedule(schedule: Sequence[str], relays: Iterable[str] = RELAY_KINDS) -
 
 def random_schedule(writers: int, seed: int = 0, polls: int | None = None) -> list[str]:
     """A random interleaving of ``writers`` overlapping transactions and ``polls`` polls."""
-    if isinstance(writers, bool) or not isinstance(writers, int) or writers < 1:
-        raise ValueError(f"writers must be an integer >= 1, got {writers!r}")
+    check.count("writers", writers, maximum=MAX_WRITERS)
+    if polls is not None:
+        check.count("polls", polls, minimum=0, maximum=MAX_WRITERS * 10)
     rng = random.Random(seed)
     polls = writers if polls is None else polls
     names = [f"W{i}" for i in range(1, writers + 1)]
@@ -234,6 +237,7 @@ def random_schedule(writers: int, seed: int = 0, polls: int | None = None) -> li
 
 def skip_rates(writer_counts: Iterable[int], trials: int = 20, seed: int = 0) -> list[dict]:
     """For each number of concurrent writers: the share of rows each relay never published."""
+    check.count("trials", trials, maximum=100_000)
     rows = []
     for writers in writer_counts:
         totals = {kind: 0 for kind in RELAY_KINDS}

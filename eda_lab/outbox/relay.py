@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from .. import _validate as check
 from ..broker import Broker, BrokerUnavailable, shared_with
 from ..clock import Clock
 from ..db import transaction
@@ -35,7 +36,6 @@ from ..trace import Trace
 from .table import (
     OFFSETS_TABLE,
     OUTBOX_TABLE,
-    check_table_name,
     create_offsets,
     create_outbox,
     enable_change_log,
@@ -61,16 +61,6 @@ MAX_BATCH_SIZE = 10_000
 _COLUMNS = "id, aggregatetype, aggregateid, type, payload, version, created_at"
 
 
-def _check_number(argument: str, value, *, minimum: float, integer: bool = False,
-                  inclusive: bool = True) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or (
-            value < minimum if inclusive else value <= minimum):
-        kind = "an integer" if integer else "a number"
-        bound = ">=" if inclusive else ">"
-        raise ValueError(f"{argument} must be {kind} {bound} {minimum:g}, got {value!r}")
-
-
 class Relay:
     """What both relays share: settings, the read-publish-mark loop, crash handling, scheduling.
 
@@ -92,20 +82,17 @@ class Relay:
                             f"{type(db).__name__}")
         if not callable(getattr(broker, "publish", None)):
             raise TypeError(f"broker must have a publish(topic, message) method, got {broker!r}")
-        if not isinstance(topic, str) or not topic:
-            raise ValueError(f"topic must be a non-empty string, got {topic!r}")
-        _check_number("batch_size", batch_size, minimum=1, integer=True)
-        if batch_size > MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be at most {MAX_BATCH_SIZE}, got {batch_size}")
-        _check_number("poll_interval_ms", poll_interval_ms, minimum=0, inclusive=False)
-        _check_number("retention_ms", retention_ms, minimum=0)
-        _check_number("restart_after_ms", restart_after_ms, minimum=0)
-        if cleanup not in CLEANUPS:
-            raise ValueError(f"cleanup must be one of {CLEANUPS}, got {cleanup!r}")
+        check.name("topic", topic)
+        check.count("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
+        check.ms("poll_interval_ms", poll_interval_ms)
+        check.ms("retention_ms", retention_ms, positive=False)
+        check.ms("restart_after_ms", restart_after_ms, positive=False)
+        check.one_of("cleanup", cleanup, CLEANUPS)
+        check.name("name", name)
         self.db = db
         self.broker = broker
         self.topic = topic
-        self.table = check_table_name(table)
+        self.table = check.identifier("table", table)
         self.batch_size = batch_size
         self.poll_interval_ms = float(poll_interval_ms)
         self.cleanup = cleanup

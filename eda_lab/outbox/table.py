@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sqlite3
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import sqlite_utils
 
+from .. import _validate as check
 from ..messages import Message
 from .dual_write import Context, DualWritePoints, Write, commit_locally
 
@@ -52,16 +52,6 @@ OUTBOX_TABLE = "outbox"
 COLUMNS = ("seq", "id", "aggregatetype", "aggregateid", "type", "payload", "version",
            "created_at", "published_at")
 OFFSETS_TABLE = "relay_offsets"
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def check_table_name(table: str, argument: str = "table") -> str:
-    """``table`` if it is a plain SQL identifier (it is put into SQL text, never a parameter)."""
-    if not isinstance(table, str) or not _NAME.fullmatch(table):
-        raise ValueError(
-            f"{argument} must be a plain identifier (letters, digits, underscore), got {table!r}"
-        )
-    return table
 
 
 def log_table(table: str = OUTBOX_TABLE) -> str:
@@ -72,7 +62,7 @@ def log_table(table: str = OUTBOX_TABLE) -> str:
 def create_outbox(db: sqlite_utils.Database, table: str = OUTBOX_TABLE, *,
                   change_log: bool = False) -> None:
     """Create the outbox table and its relay index, if missing (and the change log if asked)."""
-    check_table_name(table)
+    check.identifier("table", table)
     db.execute(f"""
         CREATE TABLE IF NOT EXISTS "{table}" (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -98,7 +88,7 @@ def enable_change_log(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> N
     outbox and not yet published are copied into the log first, in ``seq`` order (Debezium's
     initial snapshot), so nothing written before the log existed is missed.
     """
-    check_table_name(table)
+    check.identifier("table", table)
     log = log_table(table)
     if db[log].exists():
         return
@@ -168,7 +158,7 @@ def encode_payload(payload: Mapping[str, Any], argument: str = "payload") -> str
 def insert_sql(table: str = OUTBOX_TABLE) -> str:
     """The outbox INSERT, with parameters (id, aggregatetype, aggregateid, type, payload,
     version, created_at)."""
-    check_table_name(table)
+    check.identifier("table", table)
     return (f'INSERT INTO "{table}" (id, aggregatetype, aggregateid, type, payload, version, '
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
 
@@ -250,7 +240,7 @@ def row_to_message(row: tuple | sqlite3.Row) -> Message:
 
 def pending(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> int:
     """How many outbox rows a polling relay has not published yet (its backlog)."""
-    check_table_name(table)
+    check.identifier("table", table)
     if not db[table].exists():
         return 0
     return db.execute(
@@ -259,7 +249,7 @@ def pending(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> int:
 
 def outbox_rows(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> list[dict]:
     """Every outbox row, oldest first, as dicts (for tables in notebooks and widgets)."""
-    check_table_name(table)
+    check.identifier("table", table)
     if not db[table].exists():
         return []
     return list(db[table].rows_where(order_by="seq"))
@@ -267,7 +257,7 @@ def outbox_rows(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> list[di
 
 def relay_query_plan(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> str:
     """How SQLite runs the polling relay's query: it should name the partial index."""
-    check_table_name(table)
+    check.identifier("table", table)
     rows = db.execute(
         f'EXPLAIN QUERY PLAN SELECT seq FROM "{table}" WHERE published_at IS NULL '
         "ORDER BY seq LIMIT 100").fetchall()

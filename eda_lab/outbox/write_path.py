@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from .. import _validate as check
 from ..broker import Broker, BrokerError
 from ..clock import Clock
-from ..faults import Crash, FaultPlan, as_fault_plan
+from ..faults import Crash, FaultPlan, as_fault_plan, check_outages
 from ..trace import Trace
 from .checks import ConsistencyReport, EventKey, check_consistency
 from .order_consumer import OrderConsumer
@@ -71,11 +72,13 @@ class WritePath:
                  restart_after_ms: float = TIMINGS.restart_after_ms, consumer_batch: int = 100,
                  cleanup: str = "retain", retention_ms: float = RETENTION_MS, retries: int = 0,
                  delay_ms: float = 1_000.0, trace: bool = True):
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-        self.variant = variant
-        self.seed = seed
+        self.variant = check.one_of("variant", variant, VARIANTS)
+        consumers = check.names("consumers", consumers)
+        check.flag("inbox", inbox)
+        check.flag("trace", trace)
+        self.seed = check.seed("seed", seed)
         self.faults = as_fault_plan(faults, seed=seed)
+        check_outages(self.faults.outages, self.part_names(consumers))
         self.clock = Clock()
         self.trace = Trace(enabled=trace)
         self.broker = Broker(self.clock, self.trace, self.faults, delay_ms=delay_ms)
@@ -96,9 +99,16 @@ class WritePath:
         self.failed_orders: list[tuple[str, str]] = []   # (order id, what the caller saw)
         self._started = False
 
+    def part_names(self, consumers: Iterable[str]) -> tuple[str, ...]:
+        """The parts an :class:`~eda_lab.faults.Outage` may name: the broker, the order
+        service, the relay (outbox variants) and each consumer."""
+        relay = ("relay",) if self.variant in OUTBOX_VARIANTS else ()
+        return ("broker", "order", *relay, *consumers)
+
     def set_faults(self, faults: FaultPlan | Mapping[str, Any] | None) -> FaultPlan:
         """Give every part a new fault plan (the visualizer's toggles, a storm's end)."""
         plan = as_fault_plan(faults, seed=self.seed)
+        check_outages(plan.outages, self.part_names(self.consumers))
         self.faults = self.broker.faults = self.service.faults = plan
         if self.relay is not None:
             self.relay.faults = plan

@@ -32,6 +32,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from .. import _validate as check
 from ..broker import Broker
 from ..faults import FaultPlan
 from ..messages import Message, command
@@ -39,7 +40,6 @@ from .checks import compensation_times, shop_problems, undone_in_order
 from .commands import MAX_ATTEMPTS, check_order, command_id, commands_topic
 from .definition import SagaDefinition
 from .log import BACKWARD, COMPENSATED, COMPLETED, FORWARD, NEEDS_ATTENTION, RUNNING
-from .orchestrator import check_counts
 from .participants import (
     DONE,
     NONE,
@@ -254,7 +254,8 @@ class ChoreographyRunner(ServiceHost):
                  latency_ms: float = LATENCY_MS, restart_after_ms: float = RESTART_AFTER_MS,
                  redelivery_ms: float = REDELIVERY_MS, max_attempts: int = MAX_ATTEMPTS,
                  max_batch: int = 1):
-        check_counts(max_attempts=max_attempts, max_batch=max_batch)
+        check.count("max_attempts", max_attempts)
+        check.count("max_batch", max_batch)
         super().__init__(definition, broker=broker, faults=faults, participants=participants,
                          outcomes=outcomes, stock=stock, accounts=accounts,
                          latency_ms=latency_ms, restart_after_ms=restart_after_ms,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import _validate as check
 from ..messages import freeze_json
 from .log import FORWARD
 
@@ -49,6 +50,17 @@ def check_order(order: Mapping[str, Any], saga_id: str | None) -> str:
     if not isinstance(order_id, str) or not order_id:
         raise ValueError(f"order['order_id'] must be a non-empty string, got {order_id!r}")
     freeze_json(order, "order")  # refuse what cannot travel in a message
+    # What the services read must have the right type: an amount "30" (text) would pass a
+    # credit check that compares text with numbers. Values are the services' business: a
+    # quantity of 0 is theirs to refuse, with a reason, in the saga.
+    for field in ("customer", "sku"):
+        if field in order and not isinstance(order[field], str):
+            raise ValueError(f"order[{field!r}] must be a string, got {order[field]!r}")
+    if "quantity" in order and (isinstance(order["quantity"], bool)
+                                or not isinstance(order["quantity"], int)):
+        raise ValueError(f"order['quantity'] must be a whole number, got {order['quantity']!r}")
+    if "amount" in order:
+        check.number("order['amount']", order["amount"])
     if saga_id is not None and (not isinstance(saga_id, str) or not saga_id):
         raise ValueError(f"saga_id must be a non-empty string or None, got {saga_id!r}")
     return order_id

@@ -36,6 +36,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .. import _validate as check
 from ..broker import Broker, BrokerUnavailable
 from ..db import open_db
 from ..faults import crash_point
@@ -77,27 +78,13 @@ _EPSILON_MS = 1e-6  # a timer fires at now + (deadline - now), which may round b
 Schedule = Callable[[str, float], None]
 
 
-def check_durations(**values_ms: float) -> None:
-    """Refuse any of the named durations that is not a number of ms > 0."""
-    for arg, value in values_ms.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{arg} must be a number of ms > 0, got {value!r}")
-
-
-def check_counts(**counts: int) -> None:
-    """Refuse any of the named counts that is not an integer >= 1."""
-    for arg, value in counts.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
-
-
 def check_retry_options(reply_timeout_ms: float, retry_backoff_ms: float, backoff_factor: float,
                         max_attempts: int) -> None:
     """Refuse timeouts and retry settings the orchestrator cannot work with, naming each."""
-    check_durations(reply_timeout_ms=reply_timeout_ms, retry_backoff_ms=retry_backoff_ms)
-    if not isinstance(backoff_factor, (int, float)) or backoff_factor < 1:
-        raise ValueError(f"backoff_factor must be >= 1, got {backoff_factor!r}")
-    check_counts(max_attempts=max_attempts)
+    check.ms("reply_timeout_ms", reply_timeout_ms)
+    check.ms("retry_backoff_ms", retry_backoff_ms)
+    check.number("backoff_factor", backoff_factor, minimum=1)
+    check.count("max_attempts", max_attempts)
 
 
 class SagaOrchestrator:

@@ -662,6 +662,7 @@ class ShippingParticipant(Participant):
 DEFAULT_STOCK = {"book": 10, "lamp": 3}
 DEFAULT_ACCOUNTS = {"alice": 500.0, "bob": 60.0}
 SHOP_SERVICES = (OrderParticipant, InventoryParticipant, PaymentParticipant, ShippingParticipant)
+SHOP_SERVICE_NAMES = tuple(service.name for service in SHOP_SERVICES)
 
 
 def shop_participants(broker: Broker, dbs: Mapping[str, sqlite_utils.Database] | None = None, *,

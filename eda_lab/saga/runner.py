@@ -25,11 +25,12 @@ from typing import Any
 
 import sqlite_utils
 
+from .. import _validate as check
 from ..broker import Broker, BrokerUnavailable
 from ..clock import Clock
 from ..consumer import ConsumerWorker
 from ..db import open_db
-from ..faults import Crash, FaultPlan, as_fault_plan
+from ..faults import Crash, FaultPlan, as_fault_plan, check_outages
 from ..messages import Message
 from ..trace import Trace, TraceRecord
 from .checks import saga_problems
@@ -41,11 +42,9 @@ from .orchestrator import (
     REPLY_TIMEOUT_MS,
     RETRY_BACKOFF_MS,
     SagaOrchestrator,
-    check_counts,
-    check_durations,
     check_retry_options,
 )
-from .participants import Participant, check_outcomes, shop_participants
+from .participants import SHOP_SERVICE_NAMES, Participant, check_outcomes, shop_participants
 
 LATENCY_MS = 10.0          # one hop: from sending a message to its receiver taking it
 RESTART_AFTER_MS = 300.0   # how long a crashed service stays down
@@ -144,12 +143,14 @@ class ServiceHost:
                  accounts: Mapping[str, float] | None, latency_ms: float,
                  restart_after_ms: float, redelivery_ms: float,
                  participant_dbs: Callable[[], Mapping[str, sqlite_utils.Database]] = dict,
-                 check_script: Callable[[dict], None] | None = None):
+                 check_script: Callable[[dict], None] | None = None,
+                 own_parts: tuple[str, ...] = ()):
         self.definition = definition if definition is not None else create_order_saga()
         if not isinstance(self.definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
-        check_durations(latency_ms=latency_ms, restart_after_ms=restart_after_ms,
-                        redelivery_ms=redelivery_ms)
+        for argument, value in (("latency_ms", latency_ms), ("restart_after_ms", restart_after_ms),
+                                ("redelivery_ms", redelivery_ms)):
+            check.ms(argument, value)
         if broker is not None and faults is not None:
             raise ValueError("pass faults to the Broker you give, or let the runner make the "
                              "broker; not both")
@@ -159,7 +160,11 @@ class ServiceHost:
         if participants is not None and (stock is not None or accounts is not None):
             raise ValueError("stock and accounts set up the default participants; give them to "
                              "your own participants instead")
+        if participants is not None:
+            check.mapping("participants", participants, "{'order': OrderParticipant(broker)}")
         plan = as_fault_plan(faults)
+        names = tuple(participants) if participants is not None else SHOP_SERVICE_NAMES
+        check_outages(plan.outages, ("broker", *names, *own_parts))
         self.broker = broker if broker is not None else Broker(Clock(), Trace(), plan)
         self.clock: Clock = self.broker.clock
         self.trace: Trace = self.broker.trace
@@ -310,8 +315,11 @@ class SagaRunner(ServiceHost):
                  retry_backoff_ms: float = RETRY_BACKOFF_MS,
                  backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS,
                  max_batch: int = 1):
-        check_counts(max_batch=max_batch)
+        check.count("max_batch", max_batch)
         check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
+        if directory is not None and (not isinstance(directory, (str, Path)) or str(directory) == ""):
+            raise ValueError(f"directory must be a folder for the databases (a path), or None to "
+                             f"keep them in memory, got {directory!r}")
         self.directory = None if directory is None else Path(directory)
         if self.directory is not None and self.directory.exists() and not self.directory.is_dir():
             raise ValueError(f"directory must be a folder for the databases, got the file "
@@ -319,7 +327,8 @@ class SagaRunner(ServiceHost):
         super().__init__(definition, broker=broker, faults=faults, participants=participants,
                          outcomes=outcomes, stock=stock, accounts=accounts,
                          latency_ms=latency_ms, restart_after_ms=restart_after_ms,
-                         redelivery_ms=redelivery_ms, participant_dbs=self._participant_dbs)
+                         redelivery_ms=redelivery_ms, participant_dbs=self._participant_dbs,
+                         own_parts=("orchestrator",))
         self._orchestrator_options = {
             "reply_timeout_ms": reply_timeout_ms, "retry_backoff_ms": retry_backoff_ms,
             "backoff_factor": backoff_factor, "max_attempts": max_attempts}

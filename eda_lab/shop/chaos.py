@@ -32,10 +32,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from .. import _validate as check
 from ..faults import FaultPlan, fault_points
 from ..outbox.checks import ConsistencyReport
 from ..stats import percentile
-from .shop import CONSUMERS, Shop
+from .shop import CONSUMERS, MAX_ORDERS, Shop
 
 # The fault families of the shop: the part of a fault point's name before the dot.
 FAMILIES = ("order", "relay", "broker", "consumer", "saga")
@@ -64,9 +65,7 @@ def check_rates(rates: Mapping[str, float] | None) -> dict[str, float]:
         if family not in FAMILIES:
             raise ValueError(f"rates: unknown fault family {family!r}; the families are "
                              f"{', '.join(FAMILIES)}")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-            raise ValueError(f"rates[{family!r}] must be a probability in [0, 1], got {rate!r}")
-        checked[family] = float(rate)
+        checked[family] = check.probability(f"rates[{family!r}]", rate)
     return checked
 
 
@@ -224,8 +223,7 @@ def run_chaos(n_orders: int = 1_000, rates: Mapping[str, float] | None = None, *
     """
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable progress(done, total), got {progress!r}")
-    if isinstance(n_orders, bool) or not isinstance(n_orders, int) or n_orders < 0:
-        raise ValueError(f"n_orders must be an integer >= 0, got {n_orders!r}")
+    check.count("n_orders", n_orders, minimum=0, maximum=MAX_ORDERS)
     checked = check_rates(DEFAULT_RATES if rates is None else rates)
     started = time.perf_counter()
     shop = Shop(seed=seed, faults=chaos_plan(checked, seed), relay=relay, outbox=outbox,

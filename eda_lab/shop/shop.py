@@ -33,6 +33,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from .. import _validate as check
 from ..consumer import ConsumerWorker
 from ..faults import FaultPlan
 from ..orders import ORDERS_TABLE
@@ -58,6 +59,7 @@ CONSUMERS = ("shipping-notifier", "analytics")   # the downstream consumer group
 DUAL_WRITES = ("db_then_publish", "publish_then_db")
 STARTER_GROUP = "order-sagas"
 
+MAX_ORDERS = 100_000          # a storm bigger than this would run for minutes: refused
 SETTLE_STEP_MS = 500.0        # how far the clock moves between two "are we done?" checks
 MAX_SETTLE_MS = 120_000.0     # give up settling after two simulated minutes
 SAGA_MAX_ATTEMPTS = 8         # retries before a saga stops in needs_attention
@@ -76,29 +78,7 @@ STOCK = {"book": 1_000_000, "lamp": 25}
 ACCOUNTS = {"alice": 1e9, "carol": 1e9, "bob": 60.0}
 
 
-def _check_setting(name: str, value: Any, allowed: Iterable[Any]) -> None:
-    allowed = tuple(allowed)
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    return float(value)
-
-
 Tick = Callable[[], Any]
-
-
-def _check_tick(tick: Tick | None) -> None:
-    if tick is not None and not callable(tick):
-        raise TypeError(f"tick must be a function of no arguments, got {tick!r}")
 
 
 class Shop(WritePath):
@@ -126,22 +106,18 @@ class Shop(WritePath):
                  consumer_poll_ms: float = SHOP_TIMINGS.consumer_poll_ms, trace: bool = True,
                  stock: Mapping[str, int] | None = None,
                  accounts: Mapping[str, float] | None = None):
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an integer, got {seed!r}")
-        _check_setting("relay", relay, RELAYS)
-        _check_bool("outbox", outbox)
-        _check_setting("dual_write", dual_write, DUAL_WRITES)
-        _check_bool("inbox", inbox)
+        check.seed("seed", seed)
+        check.one_of("relay", relay, RELAYS)
+        check.flag("outbox", outbox)
+        check.one_of("dual_write", dual_write, DUAL_WRITES)
+        check.flag("inbox", inbox)
         if isinstance(consumers, str) or not isinstance(consumers, Sequence):
             raise TypeError(f"consumers must be a list of consumer groups from {CONSUMERS}, "
                             f"got {consumers!r}")
-        for name in consumers:
-            _check_setting("each of consumers", name, CONSUMERS)
-        if len(set(consumers)) != len(consumers):
-            raise ValueError(f"consumers must not repeat a group, got {list(consumers)}")
-        self.order_interval_ms = _positive("order_interval_ms", order_interval_ms)
-        poll_interval_ms = _positive("poll_interval_ms", poll_interval_ms)
-        consumer_poll_ms = _positive("consumer_poll_ms", consumer_poll_ms)
+        consumers = check.names("consumers", consumers, CONSUMERS)
+        self.order_interval_ms = check.ms("order_interval_ms", order_interval_ms)
+        poll_interval_ms = check.ms("poll_interval_ms", poll_interval_ms)
+        consumer_poll_ms = check.ms("consumer_poll_ms", consumer_poll_ms)
         super().__init__(f"outbox-{relay}" if outbox else dual_write, faults, seed=seed,
                          consumers=consumers, inbox=inbox, partitions=partitions,
                          poll_interval_ms=poll_interval_ms, consumer_poll_ms=consumer_poll_ms,
@@ -174,6 +150,12 @@ class Shop(WritePath):
         self._orders = random.Random(f"{seed}:orders")
         self.placed = 0                           # orders the customers tried to place
         self.settled_at_ms: float | None = None   # when settle() last found nothing to do
+
+    def part_names(self, consumers: Iterable[str]) -> tuple[str, ...]:
+        """The write path's parts and the saga's: what an outage may name."""
+        return (*super().part_names(consumers), "saga-starter", "orchestrator",
+                *(p.name for p in (OrderParticipant, InventoryParticipant, PaymentParticipant,
+                                   ShippingParticipant)))
 
     def _announce(self, conn: sqlite3.Connection, order_id: str, version: int,
                   event_type: str, payload: dict) -> None:
@@ -240,16 +222,16 @@ class Shop(WritePath):
 
         ``tick()`` is called every :data:`SETTLE_STEP_MS` of simulated time (a progress bar).
         """
-        max_settle_ms = _positive("max_settle_ms", max_settle_ms)
+        max_settle_ms = check.ms("max_settle_ms", max_settle_ms)
         self.place_orders(n_orders, tick=tick)
         return self.settle(max_settle_ms, tick=tick)
 
     def place_orders(self, n_orders: int, *, tick: Tick | None = None) -> None:
         """Customers place ``n_orders`` orders, one every ``order_interval_ms``, while every
         part of the shop runs on the clock; returns when the last order is placed."""
-        if isinstance(n_orders, bool) or not isinstance(n_orders, int) or n_orders < 0:
-            raise ValueError(f"n_orders must be an integer >= 0, got {n_orders!r}")
-        _check_tick(tick)
+        check.count("n_orders", n_orders, minimum=0, maximum=MAX_ORDERS)
+        if tick is not None:
+            check.function("tick", tick, "of no arguments")
         self.start()
         clock = self.clock
 
@@ -274,8 +256,9 @@ class Shop(WritePath):
 
     def settle(self, max_ms: float = MAX_SETTLE_MS, *, tick: Tick | None = None) -> bool:
         """Run the clock until nothing is left on its way (or ``max_ms``); True if settled."""
-        max_ms = _positive("max_ms", max_ms)
-        _check_tick(tick)
+        max_ms = check.ms("max_ms", max_ms)
+        if tick is not None:
+            check.function("tick", tick, "of no arguments")
         self.start()
         clock = self.clock
         deadline = clock.now + max_ms

@@ -7,8 +7,7 @@ The widget (:mod:`eda_lab.widgets.tradeoffs_explorer`) only draws them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from .. import _validate as check
 from ..saga.choreography import (
     STYLES,
     ChoreographyRunner,
@@ -29,12 +28,6 @@ SAMPLE_ORDER = {"order_id": "order-1", "customer": "alice", "sku": "book", "quan
                 "amount": 30.0}
 SCENARIOS = {"all steps succeed": None, "payment refused": {"AuthorizePayment": "fail"}}
 STALE_AFTER_MS = (100, 250, 500, 1000, 2000)
-def _pick(argument: str, value, allowed: Sequence):
-    if value not in allowed:
-        raise ValueError(f"{argument} must be one of {tuple(allowed)}, got {value!r}")
-    return value
-
-
 class TradeoffsModel:
     """What the explorer shows, for one setting of its three controls.
 
@@ -43,11 +36,10 @@ class TradeoffsModel:
 
     def __init__(self, poll_interval_ms: int = 100, outage_ms: int = 0,
                  style: str = "orchestration", *, n_orders: int = 300, seed: int = 0):
-        self.poll_interval_ms = _pick("poll_interval_ms", poll_interval_ms, POLL_INTERVALS_MS)
-        self.outage_ms = _pick("outage_ms", outage_ms, OUTAGES_MS)
-        self.style = _pick("style", style, STYLES)
-        if isinstance(n_orders, bool) or not isinstance(n_orders, int) or n_orders < 1:
-            raise ValueError(f"n_orders must be an integer >= 1, got {n_orders!r}")
+        self.poll_interval_ms = check.one_of("poll_interval_ms", poll_interval_ms, POLL_INTERVALS_MS)
+        self.outage_ms = check.one_of("outage_ms", outage_ms, OUTAGES_MS)
+        self.style = check.one_of("style", style, STYLES)
+        check.count("n_orders", n_orders, maximum=10_000)
         self.n_orders = n_orders
         self.seed = seed
         self.changes = 0   # numbered status line: every use of a control says something new
@@ -56,15 +48,15 @@ class TradeoffsModel:
 
     # -- the controls ----------------------------------------------------------------------
     def set_poll_interval(self, value: int) -> None:
-        self.poll_interval_ms = _pick("poll_interval_ms", value, POLL_INTERVALS_MS)
+        self.poll_interval_ms = check.one_of("poll_interval_ms", value, POLL_INTERVALS_MS)
         self.changes += 1
 
     def set_outage(self, value: int) -> None:
-        self.outage_ms = _pick("outage_ms", value, OUTAGES_MS)
+        self.outage_ms = check.one_of("outage_ms", value, OUTAGES_MS)
         self.changes += 1
 
     def set_style(self, value: str) -> None:
-        self.style = _pick("style", value, STYLES)
+        self.style = check.one_of("style", value, STYLES)
         self.changes += 1
 
     # -- what the views read --------------------------------------------------------------
@@ -80,7 +72,7 @@ class TradeoffsModel:
 
     def saga(self, style: str, scenario: str) -> tuple[SagaRunner | ChoreographyRunner, str]:
         """The sample order's saga in ``style`` under ``scenario`` (a key of SCENARIOS)."""
-        key = (_pick("style", style, STYLES), _pick("scenario", scenario, list(SCENARIOS)))
+        key = (check.one_of("style", style, STYLES), check.one_of("scenario", scenario, list(SCENARIOS)))
         if key not in self._sagas:
             self._sagas[key] = run_saga(style, SAMPLE_ORDER, SCENARIOS[scenario])
         return self._sagas[key]

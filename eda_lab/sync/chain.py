@@ -28,9 +28,10 @@ from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
 
+from .. import _validate as check
 from ..clock import Clock
 from ..data_files import data_file
-from ..faults import FaultPlan, Outage
+from ..faults import FaultPlan, Outage, check_outages
 from ..stats import percentile
 
 SERVICES_CSV = data_file("services.csv")
@@ -56,24 +57,6 @@ REQUEST_COLUMNS = ("request", "start_ms", "end_ms", "ok", "failed_at", "reason")
 
 
 # -- service profiles ---------------------------------------------------------------------------
-def check_number(where: str, arg: str, value, low: float, *, above: bool = False,
-                  high: float | None = None) -> None:
-    """Raise a ValueError/TypeError naming ``arg`` unless ``value`` is a finite number in range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{where}: {arg} must be a number, got {value!r}")
-    allowed = f"> {low:g}" if above else f">= {low:g}"
-    if high is not None:
-        allowed = f"in [{low:g}, {high:g}]"
-    if (not math.isfinite(value) or (value <= low if above else value < low)
-            or (high is not None and value > high)):
-        raise ValueError(f"{where}: {arg} must be {allowed}, got {value!r}")
-
-
-def check_int(where: str, arg: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{where}: {arg} must be an integer >= {low}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class ServiceProfile:
     """How one service behaves when it is called: one row of ``data/services.csv``.
@@ -101,12 +84,12 @@ class ServiceProfile:
         where = f"service {self.name!r}"
         if self.latency not in LATENCIES:
             raise ValueError(f"{where}: latency must be one of {LATENCIES}, got {self.latency!r}")
-        check_number(where, "mean_ms", self.mean_ms, 0)
-        check_number(where, "sd_ms", self.sd_ms, 0)
-        check_number(where, "failure_prob", self.failure_prob, 0, high=1)
-        check_number(where, "timeout_ms", self.timeout_ms, 0, above=True)
-        check_int(where, "retries", self.retries, 0)
-        check_int(where, "workers", self.workers, 1)
+        check.number(f"{where}: mean_ms", self.mean_ms, minimum=0)
+        check.number(f"{where}: sd_ms", self.sd_ms, minimum=0)
+        check.number(f"{where}: failure_prob", self.failure_prob, minimum=0, maximum=1)
+        check.number(f"{where}: timeout_ms", self.timeout_ms, above=0)
+        check.count(f"{where}: retries", self.retries, minimum=0)
+        check.count(f"{where}: workers", self.workers, minimum=1)
 
     @property
     def availability(self) -> float:
@@ -150,8 +133,11 @@ def load_services(path: str | Path | None = None) -> dict[str, ServiceProfile]:
             values = {}
             for field, kind in _CSV_FIELDS.items():
                 text = (row[field] or "").strip()
+                if not text:  # an empty cell is a mistake, not a zero
+                    raise ValueError(f"{path}, line {line}: {field} is empty; every column needs "
+                                     "a value")
                 try:
-                    values[field] = kind(text) if text or kind is str else 0
+                    values[field] = kind(text)
                 except ValueError:
                     raise ValueError(
                         f"{path}, line {line}: {field} must be {kind.__name__}, got {text!r}"
@@ -340,24 +326,9 @@ class CallSimulation:
 
 def check_load(rate_per_s, duration_ms, sample_ms) -> None:
     """Reject a load that cannot run, naming the argument."""
-    check_number("load", "rate_per_s", rate_per_s, 0, above=True)
-    check_number("load", "duration_ms", duration_ms, 0, above=True)
-    check_number("load", "sample_ms", sample_ms, 0, above=True)
-
-
-def check_outages(outages: Iterable[Outage], known: Iterable[str]) -> tuple[Outage, ...]:
-    """The outages as a tuple, each one checked to name a known target."""
-    if isinstance(outages, Outage):
-        outages = (outages,)
-    outages = tuple(outages)
-    known = sorted(known)
-    for outage in outages:
-        if not isinstance(outage, Outage):
-            raise TypeError(f"outages must be Outage objects, got {outage!r}")
-        if outage.target not in known:
-            raise ValueError(f"outage target {outage.target!r} is not a service here; "
-                             f"known: {', '.join(known)}")
-    return outages
+    check.number("load: rate_per_s", rate_per_s, above=0)
+    check.number("load: duration_ms", duration_ms, above=0)
+    check.number("load: sample_ms", sample_ms, above=0)
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -432,7 +403,7 @@ class RunResult:
         """The same metrics per time window (by when each request started), every window shown."""
         import pandas as pd
 
-        check_number("windows", "window_ms", window_ms, 0, above=True)
+        check.number("windows: window_ms", window_ms, above=0)
         frame = self.requests
         count = max(1, math.ceil(self.duration_ms / window_ms))
         window = (frame["start_ms"] // window_ms).astype(int)

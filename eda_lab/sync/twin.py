@@ -28,11 +28,12 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 
+from .. import _validate as check
 from ..broker import Broker, BrokerUnavailable, Delivery
 from ..clock import Clock
 from ..consumer import ConsumerWorker
 from ..db import open_db, transaction
-from ..faults import FaultPlan, Outage
+from ..faults import FaultPlan, Outage, check_outages
 from ..messages import event
 from ..trace import Trace
 from .chain import (
@@ -43,11 +44,8 @@ from .chain import (
     RunResult,
     ServiceProfile,
     as_catalog,
-    check_int,
     check_load,
     check_names,
-    check_number,
-    check_outages,
     rounded_percentile,
 )
 
@@ -170,11 +168,11 @@ class EventDrivenTwin:
         self.consumers = check_names("consumers", consumers, self.catalog)
         if self.entry in self.consumers:
             raise ValueError(f"consumers: {self.entry!r} is the entry service, not a consumer")
-        check_int("twin", "partitions", partitions, 1)
-        check_number("twin", "poll_interval_ms", poll_interval_ms, 0, above=True)
-        check_int("twin", "max_attempts", max_attempts, 1)
-        check_number("twin", "backoff_ms", backoff_ms, 0)
-        check_number("twin", "restart_after_ms", restart_after_ms, 0)
+        check.count("twin: partitions", partitions, minimum=1)
+        check.ms("twin: poll_interval_ms", poll_interval_ms)
+        check.count("twin: max_attempts", max_attempts, minimum=1)
+        check.ms("twin: backoff_ms", backoff_ms, positive=False)
+        check.ms("twin: restart_after_ms", restart_after_ms, positive=False)
         self.partitions = partitions
         self.worker_options = {"poll_interval_ms": poll_interval_ms, "max_attempts": max_attempts,
                                "backoff_ms": backoff_ms, "restart_after_ms": restart_after_ms}
@@ -236,8 +234,7 @@ class EventDrivenTwin:
         placed order, or ``drain_limit_ms`` has passed.
         """
         check_load(rate_per_s, duration_ms, sample_ms)
-        if not drain_limit_ms >= 0:
-            raise ValueError(f"drain_limit_ms must be >= 0, got {drain_limit_ms!r}")
+        check.ms("drain_limit_ms", drain_limit_ms, positive=False)
         outages = check_outages(outages, (self.entry, *self.consumers, BROKER))
         plan = FaultPlan(faults, seed=seed, outages=outages)
         clock = Clock()
