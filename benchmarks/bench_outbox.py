@@ -41,8 +41,8 @@ BATCH = 100
 END_TO_END = 10_000
 REPEAT = 7
 
-INSERT_ORDER = ("INSERT INTO orders (order_id, customer, amount, status, version, created_at, "
-                "updated_at) VALUES (?, ?, ?, 'placed', 1, ?, ?)")
+INSERT_ORDER = ("INSERT INTO orders (order_id, customer, sku, quantity, amount, state, version, "
+                "created_at, updated_at) VALUES (?, ?, NULL, NULL, ?, 'PLACED', 1, ?, ?)")
 INSERT_OUTBOX = ("INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, version, "
                  "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
 SELECT_BATCH = ("SELECT seq, id, aggregatetype, aggregateid, type, payload, version, created_at "

@@ -123,8 +123,9 @@ def _raw(c: dict[str, sqlite3.Connection]) -> None:
              (LOG_ROW, (s, 0.0, "step_sent", STEPS[0], 1, cid[0], "CreatePendingOrder")))
         # the participants: one local transaction per command, effect and reply together
         _txn(c["order"],
-             ("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?)",
-              (order_id, "alice", "book", 1, 1.0, "PENDING", s, 0.0)),
+             ("INSERT INTO orders (order_id, customer, sku, quantity, amount, state, version, "
+              "saga_id, created_at, updated_at) VALUES (?,?,?,?,?,?,1,?,?,?)",
+              (order_id, "alice", "book", 1, 1.0, "PENDING", s, 0.0, 0.0)),
              (REPLY_ROW, (cid[0], s, "CreatePendingOrder", "OrderCreated", "succeeded",
                           f"{order_id} is pending", 0.0)))
         _txn(c["inventory"],
@@ -146,8 +147,8 @@ def _raw(c: dict[str, sqlite3.Connection]) -> None:
              (REPLY_ROW, (cid[3], s, "ScheduleShipping", "ShippingScheduled", "succeeded",
                           f"delivery of {order_id} booked", 0.0)))
         _txn(c["order"],
-             ("UPDATE orders SET state=?, updated_ms=? WHERE order_id=?",
-              ("APPROVED", 0.0, order_id)),
+             ("UPDATE orders SET state=?, saga_id=?, version=?, updated_at=? WHERE order_id=?",
+              ("APPROVED", s, 2, 0.0, order_id)),
              (REPLY_ROW, (cid[4], s, "ApproveOrder", "OrderApproved", "succeeded",
                           f"{order_id} approved", 0.0)))
         for i, step in enumerate(STEPS):  # the orchestrator's five reactions to the replies

@@ -35,17 +35,15 @@ def number(argument: str, value: Any, *, minimum: float | None = None,
            unit: str = "", interval: bool = True) -> float:
     """``value`` as a float if it is a finite number within the bounds: a TypeError for what
     is not a number at all, a ValueError for one out of bounds (NaN and infinity included)."""
-    kind = f"a number of {unit}" if unit else "a number"
-    bounds = _bounds(minimum, above, maximum, interval)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{argument} must be {kind}{' ' + bounds if bounds else ''}, "
-                        f"got {value!r}")
-    if (not math.isfinite(value)
+    wrong_type = isinstance(value, bool) or not isinstance(value, (int, float))
+    if (wrong_type or not math.isfinite(value)
             or (minimum is not None and value < minimum)
             or (above is not None and value <= above)
             or (maximum is not None and value > maximum)):
-        raise ValueError(f"{argument} must be {kind}{' ' + bounds if bounds else ''}, "
-                         f"got {value!r}")
+        kind = f"a number of {unit}" if unit else "a number"
+        bounds = _bounds(minimum, above, maximum, interval)
+        error = TypeError if wrong_type else ValueError
+        raise error(f"{argument} must be {kind}{' ' + bounds if bounds else ''}, got {value!r}")
     return float(value)
 
 

@@ -376,6 +376,8 @@ class Broker:
     Topic('orders', partitions=3, messages=0)
     """
 
+    consumer_class = Consumer
+
     def __init__(self, clock: Clock | None = None, trace: Trace | None = None,
                  faults: FaultPlan | None = None, *, delay_ms: float = 1_000.0,
                  name: str = "broker"):
@@ -522,7 +524,7 @@ class Broker:
             name = f"{group}-{self._consumer_serial}"
         if name in g.consumers:
             raise BrokerError(f"group {group!r} already has an active consumer named {name!r}")
-        consumer = Consumer(self, g, name)
+        consumer = self.consumer_class(self, g, name)
         g.add(consumer)
         return consumer
 

@@ -54,15 +54,9 @@ class Clock:
 
         return self.env.process(loop())
 
-    def call_at(self, at_ms: float, action: Callable[[], Any]) -> simpy.Process:
+    def call_at(self, at_ms: float, action: Callable[[], Any]) -> None:
         """Call ``action()`` once, at simulated time ``at_ms`` (now, if that has passed)."""
-        check.ms("at_ms", at_ms, positive=False)
-
-        def once():
-            yield self.env.timeout(max(0.0, at_ms - self.now))
-            action()
-
-        return self.env.process(once())
+        self.call_later(max(0.0, check.ms("at_ms", at_ms, positive=False) - self.now), action)
 
     def call_later(self, delay_ms: float, action: Callable[[], Any]) -> None:
         """Call ``action()`` once, ``delay_ms`` from now: a timer, lighter than a process."""

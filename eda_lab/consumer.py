@@ -102,7 +102,8 @@ class ConsumerWorker:
         self._not_before = -1.0        # backing off or busy until then (simulated ms)
         self._uncommitted = 0
         self._restart_at: float | None = None
-        self._progress = False         # the last turn finished something: go again at once
+        self._progress = False         # the last turn finished something
+        self._full = False             # the last poll filled a whole batch: more may wait
         broker.subscribe(group, self.topics)
         for topic in self.topics:
             broker.create_topic(dead_letter_topic(topic), broker.topic(topic).partition_count)
@@ -181,6 +182,7 @@ class ConsumerWorker:
             return 0  # backing off, or busy with the message it is processing
         if not self._fetched:
             self._fetched.extend(self.consumer.poll(self.max_batch))
+            self._full = len(self._fetched) >= self.max_batch
         done = 0
         try:
             while self._fetched:
@@ -274,8 +276,9 @@ class ConsumerWorker:
         return self.process
 
     def wait_ms(self) -> float:
-        """How long to sleep before the next turn: none after progress, until a backoff or a
-        message's processing ends, an outage or a restart, else ``poll_interval_ms``."""
+        """How long to sleep before the next turn: until a backoff or a
+        message's processing ends, an outage or a restart, none when more may be waiting, else
+        ``poll_interval_ms``."""
         now = self.clock.now
         if self._not_before > now:
             return self._not_before - now
@@ -284,7 +287,11 @@ class ConsumerWorker:
             return down_until - now
         if self._restart_at is not None and not self.online:
             return max(0.0, min(self.poll_interval_ms, self._restart_at - now))
-        if self._progress or (self._fetched and not self.processing_ms):
+        if self._fetched and not self.processing_ms:
+            return 0.0
+        # After a batch, poll again at once when more may be waiting: the batch was full, or
+        # time passed while it was handled. Otherwise sleep, as a consumer with nothing to do.
+        if self._progress and (self._full or self.processing_ms):
             return 0.0
         return self.poll_interval_ms
 

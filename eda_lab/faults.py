@@ -116,22 +116,30 @@ class FaultPlan:
             raise TypeError(f"a fault plan is a dict of fault points such as "
                             f"{{'relay.after_publish': 1}}, got {points!r}")
         self.seed = seed
+        self.strict = strict
         self._specs: dict[str, tuple[str, Any]] = {}
         self._rngs: dict[str, random.Random] = {}
+        # The points this plan may fire (every other point is only counted when reached).
+        self.planned: frozenset[str] = frozenset()
         for point, spec in (points or {}).items():
-            if strict and point not in FAULT_POINTS:
-                raise ValueError(
-                    f"unknown fault point {point!r}; known points: {', '.join(fault_points())}"
-                )
-            self._specs[point] = _parse_spec(point, spec)
-            # One stream per point: adding a point to the plan does not change the others.
-            self._rngs[point] = random.Random(f"{seed}:{point}")
+            self.set_point(point, spec)
         self.outages = tuple(outages)
         for outage in self.outages:
             if not isinstance(outage, Outage):
                 raise TypeError(f"outages must be Outage objects, got {outage!r}")
         self.hits: dict[str, int] = {}
         self.fired: list[tuple[str, int]] = []
+
+    def set_point(self, point: str, spec: Any) -> None:
+        """Plan ``point`` from now on (``spec`` as in the constructor; None: never)."""
+        if self.strict and point not in FAULT_POINTS:
+            raise ValueError(
+                f"unknown fault point {point!r}; known points: {', '.join(fault_points())}"
+            )
+        self._specs[point] = _parse_spec(point, spec)
+        self.planned = frozenset(p for p, (kind, _) in self._specs.items() if kind != "never")
+        # One stream per point: adding a point to the plan does not change the others.
+        self._rngs.setdefault(point, random.Random(f"{self.seed}:{point}"))
 
     @property
     def points(self) -> dict[str, Any]:
@@ -161,6 +169,19 @@ class FaultPlan:
         if fire:
             self.fired.append((point, n))
         return fire
+
+    def first_firing(self, point: str, visits: int) -> int | None:
+        """Reach ``point`` up to ``visits`` times in a row and stop at the first visit that
+        fires: its index (from 0), or None when none did. The same as calling :meth:`reach` in
+        a loop, counted in one call when the plan does not name the point (a batch of 100
+        deliveries visits ``broker.drop`` 100 times)."""
+        if point not in self._specs:
+            self.hits[point] = self.hits.get(point, 0) + visits
+            return None
+        for i in range(visits):
+            if self.reach(point):
+                return i
+        return None
 
     def check(self, point: str, *, trace=None, now: float = 0.0, actor: str = "") -> None:
         """Reach ``point`` and raise :class:`Crash` there if the plan says so (traced)."""

@@ -32,11 +32,8 @@ Apply = Callable[[sqlite3.Connection, Message], Any]
 def create_inbox(db: sqlite_utils.Database, table: str = INBOX_TABLE) -> None:
     """Create the inbox table (message id, who processed it, when) if it is missing."""
     check.identifier("table", table)
-    if not db[table].exists():
-        db[table].create(
-            {"message_id": str, "consumer": str, "message_type": str, "processed_at": float},
-            pk=("consumer", "message_id"),
-        )
+    db.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (message_id TEXT, consumer TEXT, '
+               "message_type TEXT, processed_at REAL, PRIMARY KEY (consumer, message_id))")
 
 
 class Inbox:

@@ -12,6 +12,7 @@ not three services later.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -52,6 +53,7 @@ def new_id() -> str:
     return str(uuid.UUID(int=_id_source.getrandbits(128), version=4))
 
 
+@functools.lru_cache(maxsize=1024)  # a run uses a handful of types, thousands of times
 def is_past_tense(type_name: str) -> bool:
     """True when the last word of a CamelCase name reads as a past participle."""
     words = _CAMEL_WORD.findall(type_name)

@@ -22,14 +22,19 @@ APPROVED = "APPROVED"    # the saga completed
 REJECTED = "REJECTED"    # the saga was compensated
 STATES = (PLACED, PENDING, APPROVED, REJECTED)
 
-COLUMNS = {"order_id": str, "customer": str, "sku": str, "quantity": int, "amount": float,
-           "state": str, "version": int, "saga_id": str, "created_at": float,
-           "updated_at": float}
-
-
 def create_orders_table(db: sqlite_utils.Database) -> None:
     """Create the orders table (and its saga-id index), if missing."""
-    if not db[ORDERS_TABLE].exists():
-        db[ORDERS_TABLE].create(COLUMNS, pk="order_id",
-                                not_null={"customer", "amount", "state", "version"})
-        db[ORDERS_TABLE].create_index(["saga_id"], index_name="orders_saga_id")
+    db.execute(f"""
+        CREATE TABLE IF NOT EXISTS {ORDERS_TABLE} (
+            order_id TEXT PRIMARY KEY,
+            customer TEXT NOT NULL,
+            sku TEXT,
+            quantity INTEGER,
+            amount REAL NOT NULL,
+            state TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            saga_id TEXT,
+            created_at REAL,
+            updated_at REAL
+        )""")
+    db.execute(f"CREATE INDEX IF NOT EXISTS orders_saga_id ON {ORDERS_TABLE} (saga_id)")

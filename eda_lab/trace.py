@@ -66,6 +66,11 @@ class Trace:
             self._records.append((time, kind, actor, topic, partition, offset, key,
                                   message_id, message_type, detail))
 
+    def extend(self, records: list[tuple]) -> None:
+        """Append many records at once, each a tuple in :data:`COLUMNS` order."""
+        if self.enabled:
+            self._records.extend(records)
+
     @property
     def records(self) -> list[TraceRecord]:
         return [TraceRecord._make(r) for r in self._records]

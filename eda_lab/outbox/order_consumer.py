@@ -57,10 +57,9 @@ class OrderConsumer:
         self.topic = topic
         self.name = name or group
         self.inbox = Inbox(self.db, self.name) if inbox else None
-        if not self.db[EFFECTS_TABLE].exists():
-            self.db[EFFECTS_TABLE].create(
-                {"n": int, "message_id": str, "order_id": str, "type": str, "version": int,
-                 "applied_at": float}, pk="n")
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS {EFFECTS_TABLE} (n INTEGER PRIMARY KEY, "
+                        "message_id TEXT, order_id TEXT, type TEXT, version INTEGER, "
+                        "applied_at REAL)")
         self._insert = (f"INSERT INTO {EFFECTS_TABLE} (message_id, order_id, type, version, "
                         "applied_at) VALUES (?, ?, ?, ?, ?)")
         self.received: list[Message] = []   # every delivery, redeliveries included, in order

@@ -110,8 +110,7 @@ class OrderService:
         db = self.db
         create_orders_table(db)
         create_outbox(db, self.outbox_table)
-        if not db["service_meta"].exists():
-            db["service_meta"].create({"key": str, "value": str}, pk="key")
+        db.execute("CREATE TABLE IF NOT EXISTS service_meta (key TEXT PRIMARY KEY, value TEXT)")
 
     def _origin(self) -> str:
         row = self.db.execute("SELECT value FROM service_meta WHERE key = 'origin'").fetchone()

@@ -35,21 +35,18 @@ CRASH_CHOICES = {NO_CRASH: None, "before record": BEFORE_RECORD, "after record":
 class ArmedFaults(FaultPlan):
     """A fault plan whose crashes are armed by hand: each armed point fires once, next time."""
 
-    def __init__(self):
-        super().__init__()
-        self.armed: set[str] = set()
-
     def arm(self, point: str | None) -> None:
         """Fire ``point`` the next time it is reached (None disarms everything)."""
-        self.armed = set() if point is None else {point}
+        for planned in list(self.points):
+            self.set_point(planned, None)
+        if point is not None:
+            self.set_point(point, self.hits.get(point, 0) + 1)
 
-    def reach(self, point: str) -> bool:
-        n = self.hits[point] = self.hits.get(point, 0) + 1
-        if point in self.armed:
-            self.armed.discard(point)
-            self.fired.append((point, n))
-            return True
-        return False
+    @property
+    def armed(self) -> set[str]:
+        """The points that will fire the next time they are reached."""
+        return {point for point, (kind, value) in self._specs.items()
+                if kind == "hits" and max(value) > self.hits.get(point, 0)}
 
 
 def describe(record: TraceRecord) -> str | None:
