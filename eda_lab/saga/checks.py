@@ -88,7 +88,9 @@ def saga_problems(definition: SagaDefinition, log: SagaLog,
         if state.status == COMPLETED and effect != DONE:
             problems.append(f"{saga_id} completed but {step.name} is {effect} in "
                             f"{step.participant}'s data")
-        if state.status == COMPENSATED and effect not in (NONE, UNDONE):
+        # A step with no compensation (a check that changes nothing, FTGO's "verify consumer")
+        # has nothing to undo: compensated leaves it as it was.
+        if state.status == COMPENSATED and step.compensation and effect not in (NONE, UNDONE):
             problems.append(f"{saga_id} compensated but {step.name} is still {effect} in "
                             f"{step.participant}'s data")
     history = log.history(saga_id)

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from .. import _validate as check
 from ..broker import Broker
 from ..faults import FaultPlan
-from ..messages import Message, command
+from ..messages import Message, command, thaw_json
 from .checks import compensation_times, shop_problems, undone_in_order
 from .commands import MAX_ATTEMPTS, check_order, command_id, commands_topic
 from .definition import SagaDefinition
@@ -56,9 +56,6 @@ from .runner import (
 )
 
 CUSTOMER = "customer"   # who sends the request that starts a choreographed saga
-ORDER_FIELDS = ("order_id", "customer", "sku", "quantity", "amount")
-
-
 def events_topic(service: str) -> str:
     """The topic a service publishes its events to (the others subscribe to it)."""
     return f"{service}.events"
@@ -111,9 +108,9 @@ class Choreography(NamedTuple):
 
 
 def reply_types(participants: Mapping[str, Participant]) -> dict[str, tuple[str, str]]:
-    """Command type -> (event when it succeeds, event when it is refused), from the services."""
-    return {c: p.REPLY_TYPES[c] for p in participants.values() for c in p.handlers
-            if c in p.REPLY_TYPES}
+    """Command type -> (event when it succeeds, event when it is refused), from the services
+    (a service that names none gets ``<Command>Succeeded`` and ``<Command>Failed``)."""
+    return {c: p.reply_types(c) for p in participants.values() for c in p.handlers}
 
 
 def choreograph(definition: SagaDefinition,
@@ -223,8 +220,12 @@ def orchestrator_knows(definition: SagaDefinition,
 
 # -- running it ----------------------------------------------------------------------------
 
-def _order_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: payload[k] for k in ORDER_FIELDS if k in payload}
+def _order_of(message: Message) -> dict[str, Any]:
+    """The whole order a message carries: the customer's request is the order itself; each
+    service's event carries it under ``order`` (there is no orchestrator to keep it)."""
+    if message.kind == "command":
+        return thaw_json(message.payload)
+    return thaw_json(message.payload["order"])
 
 
 class ChoreographyRunner(ServiceHost):
@@ -293,7 +294,7 @@ class ChoreographyRunner(ServiceHost):
                            "the saga needs attention")
             return
         cid = command_id(saga_id, reaction.step, reaction.direction, attempt)
-        order = _order_payload(message.payload)
+        order = _order_of(message)
         self.trace.add(now, "react", service, None, None, None, saga_id, cid, reaction.command,
                        f"on {message.type} from {reaction.source}")
         local = command(reaction.command, saga_id, order,
@@ -303,7 +304,7 @@ class ChoreographyRunner(ServiceHost):
         # The participant's own local transaction; its outcome goes out as an event, to
         # whoever subscribed, instead of a reply to an orchestrator.
         outcome = self.participants[service].run_command(local)
-        event = Message(outcome.type, saga_id, {**order, "detail": outcome.payload["detail"]},
+        event = Message(outcome.type, saga_id, {"order": order, "detail": outcome.payload["detail"]},
                         {"saga_id": saga_id, "step": reaction.step,
                          "direction": reaction.direction, "attempt": str(attempt),
                          "outcome": outcome.headers["outcome"], "service": service},
@@ -384,10 +385,11 @@ class ChoreographyRunner(ServiceHost):
         if status == RUNNING:
             return [f"{saga_id} is still running"]
         problems = []
+        undoable = {s.name for s in self.definition.steps if s.compensation}
         for step, effect in self.effects(saga_id).items():
             if status == COMPLETED and effect != DONE:
                 problems.append(f"{saga_id} completed but {step} is {effect}")
-            if status == COMPENSATED and effect not in (NONE, UNDONE):
+            if status == COMPENSATED and step in undoable and effect not in (NONE, UNDONE):
                 problems.append(f"{saga_id} compensated but {step} is still {effect}")
         times = compensation_times(self.definition, self.participants, saga_id)
         expected = self.expected_compensations(saga_id) if status == COMPENSATED else []

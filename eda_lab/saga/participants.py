@@ -107,10 +107,10 @@ class Participant:
         self.reply_topic = replies_topic(self.name)
         broker.create_topic(self.topic)
         broker.create_topic(self.reply_topic)
-        if not self.db[REPLIES].exists():
-            self.db[REPLIES].create({
-                "command_id": str, "saga_id": str, "command_type": str, "reply_type": str,
-                "outcome": str, "detail": str, "replied_ms": float}, pk="command_id")
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS {REPLIES} (command_id TEXT PRIMARY KEY, "
+                        "saga_id TEXT, command_type TEXT, reply_type TEXT, outcome TEXT, "
+                        "detail TEXT, replied_ms REAL)")
+        self.db.execute(f"CREATE INDEX IF NOT EXISTS {REPLIES}_saga ON {REPLIES} (saga_id)")
         self.create_schema()
         self.handlers: dict[str, Handler] = self.command_handlers()
         self.outcomes = check_outcomes(outcomes, list(self.handlers))
@@ -238,21 +238,27 @@ class Participant:
 
     def _reply(self, command: Message, saga_id: str, ok: bool, detail: str,
                replied_ms: float) -> Message:
-        success, failure = self.REPLY_TYPES.get(command.type, (f"{command.type}Succeeded",
-                                                               f"{command.type}Failed"))
+        success, failure = self.reply_types(command.type)
         return Message(
             success if ok else failure, command.key, {"detail": detail},
             {"saga_id": saga_id, "command_id": command.id,
              "outcome": "succeeded" if ok else "failed", "participant": self.name},
             replied_ms, f"{command.id}/reply")
 
+    def reply_types(self, command_type: str) -> tuple[str, str]:
+        """The reply (or, in a choreography, the event) when ``command_type`` succeeds and
+        when it is refused: the service's own names, else ``<Command>Succeeded/Failed``."""
+        return self.REPLY_TYPES.get(command_type, (f"{command_type}Succeeded",
+                                                   f"{command_type}Failed"))
+
     def replies(self, saga_id: str | None = None) -> list[dict]:
         """Every command this service answered, with its outcome (its inbox); only those of
-        ``saga_id`` if given (a range of the primary key: command ids start with the saga id,
-        so checking thousands of sagas stays cheap)."""
+        ``saga_id`` if given (by the indexed saga id, so checking thousands of sagas stays
+        cheap; not by a prefix of the command id, which ``shop:1:retry`` would share with
+        ``shop:1``)."""
         where, args = "", ()
         if saga_id is not None:
-            where, args = "WHERE command_id >= ? AND command_id < ? ", (f"{saga_id}:", f"{saga_id};")
+            where, args = "WHERE saga_id = ? ", (saga_id,)
         cursor = self.db.execute(f"SELECT command_id, command_type, outcome, detail, replied_ms "
                                  f"FROM {REPLIES} {where}ORDER BY replied_ms, command_id", args)
         names = [d[0] for d in cursor.description]
