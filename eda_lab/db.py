@@ -11,7 +11,10 @@ the connection directly, always with SQL parameters.
 from __future__ import annotations
 
 import sqlite3
+import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -48,6 +51,22 @@ def open_db(path: str | Path | None = None) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+# database -> what to call after each commit on it (see on_commit)
+_COMMIT_LISTENERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def on_commit(db: sqlite_utils.Database, listener: Callable[[], Any]) -> None:
+    """Call ``listener()`` after every :func:`transaction` that commits on ``db``.
+
+    The model of a database's change stream: PostgreSQL's logical replication pushes each
+    committed change to a reader (Debezium) as soon as it is in the log. A log-tailing relay
+    listens here instead of asking again and again.
+    """
+    if not callable(listener):
+        raise TypeError(f"listener must be a function of no arguments, got {listener!r}")
+    _COMMIT_LISTENERS.setdefault(db, []).append(listener)
+
+
 class transaction:  # noqa: N801 - used as a function: `with transaction(db) as conn:`
     """One local transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exit by
     exception (a :class:`~eda_lab.faults.Crash` included: a dead process commits nothing).
@@ -57,9 +76,10 @@ class transaction:  # noqa: N801 - used as a function: `with transaction(db) as 
     runs once per order and per delivery, and costs a third as much.)
     """
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "db")
 
     def __init__(self, db: sqlite_utils.Database):
+        self.db = db
         self.conn = db.conn
 
     def __enter__(self) -> sqlite3.Connection:
@@ -73,6 +93,8 @@ class transaction:  # noqa: N801 - used as a function: `with transaction(db) as 
         conn = self.conn
         if kind is None:
             conn.execute("COMMIT")
+            for listener in _COMMIT_LISTENERS.get(self.db, ()):
+                listener()
         elif conn.in_transaction:
             conn.execute("ROLLBACK")
         return False  # an exception goes on: the caller (or the crashed process) sees it

@@ -18,7 +18,7 @@ def test_order_and_outbox_row_commit_together():
         ("order", order_id, "OrderPlaced", 1)]
     assert rows[0]["published_at"] is None
     assert row_to_message((rows[0]["id"], "order", order_id, "OrderPlaced", rows[0]["payload"],
-                           1, 0.0)).payload["amount"] == 30.0
+                           1, 0.0, None)).payload["amount"] == 30.0
 
 
 def test_crash_before_commit_leaves_neither_the_order_nor_its_event():
@@ -127,3 +127,18 @@ def test_a_taken_order_id_is_a_clear_error_and_writes_nothing_more():
     with pytest.raises(ValueError, match="order_id 'order-7' is already"):
         service.place_order("order-7", amount=5.0)
     assert len(service.orders()) == 1 and pending(service.db) == 1
+
+
+def test_a_row_with_headers_and_an_imperative_type_becomes_a_command_with_those_headers():
+    db = open_db()
+    create_outbox(db)
+    with transaction(db) as conn:
+        write_event(conn, id="saga-1:pay:do:1", aggregatetype="payment", aggregateid="saga-1",
+                    type="AuthorizePayment", payload={"amount": 20.0},
+                    headers={"saga_id": "saga-1", "attempt": "1"})
+    row = outbox_rows(db)[0]
+    message = row_to_message(tuple(row[c] for c in ("id", "aggregatetype", "aggregateid", "type",
+                                                    "payload", "version", "created_at",
+                                                    "headers")))
+    assert message.kind == "command" and message.headers["saga_id"] == "saga-1"
+    assert message.headers["aggregatetype"] == "payment"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import Broker, Clock, Crash, FaultPlan, Trace
-from eda_lab.outbox import LogTailingRelay, OrderService, PollingRelay, make_relay
+from eda_lab import Broker, Clock, Crash, FaultPlan, Trace, transaction
+from eda_lab.outbox import LogTailingRelay, OrderService, PollingRelay, make_relay, write_event
 from eda_lab.outbox.table import outbox_rows, pending
 
 KINDS = ["polling", "log-tailing"]
@@ -193,3 +193,61 @@ def test_on_the_clock_crashing_relay_and_consumer_still_deliver_everything(varia
     report = pipeline.simulate(40, order_interval_ms=25)
     assert report.ok and report.committed == 40 and report.in_flight == 0
     assert pipeline.relay.crashes == 3 and report.duplicate_deliveries > 0
+
+
+def test_the_log_tailing_relay_streams_each_commit_a_moment_later_while_the_poller_waits():
+    lags = {}
+    for kind in KINDS:
+        broker, service, relay = setup(kind, orders=0, poll_interval_ms=500.0)
+        relay.start()
+        clock = broker.clock
+        for n in range(20):
+            clock.call_at(n * 37.0, service.place_order)
+        clock.run(20 * 37.0 + 2_000)
+        commits = {r.message_id: r.time for r in broker.trace.of_kind("db_commit")}
+        lags[kind] = [r.time - commits[r.message_id] for r in broker.trace.of_kind("publish")]
+        assert len(lags[kind]) == 20
+    assert max(lags["log-tailing"]) == 5.0   # STREAM_LATENCY_MS
+    assert sum(lags["polling"]) / 20 > 20 * sum(lags["log-tailing"]) / 20
+
+
+def test_a_log_tailing_relay_that_only_polls_has_the_polling_relays_lag():
+    broker, service, relay = setup("log-tailing", orders=0, poll_interval_ms=500.0,
+                                   stream_latency_ms=None)
+    relay.start()
+    broker.clock.call_at(10.0, service.place_order)
+    broker.clock.run(1_000)
+    (publish,) = broker.trace.of_kind("publish")
+    assert publish.time == 500.0
+
+
+def test_two_named_log_tailing_relays_each_publish_everything_and_cleanup_waits_for_both():
+    broker = Broker(Clock(), Trace())
+    broker.create_topic("orders", 3)
+    broker.create_topic("audit", 1)
+    service = OrderService(broker)
+    first = LogTailingRelay(service.db, broker, name="to-orders", cleanup="delete")
+    second = LogTailingRelay(service.db, broker, name="to-audit", topic="audit",
+                             cleanup="delete")
+    for _ in range(4):
+        service.place_order()
+    assert first.drain() == 4
+    assert second.backlog() == 4 and second.drain() == 4   # the first did not delete them
+    assert len(broker.messages("orders")) == len(broker.messages("audit")) == 4
+    assert service.db[first.log].count == 0                 # both published: gone
+
+
+def test_a_relay_routes_each_row_by_its_aggregate_type():
+    broker = Broker(Clock(), Trace())
+    for topic in ("orders", "payment.commands"):
+        broker.create_topic(topic)
+    service = OrderService(broker)
+    relay = PollingRelay(service.db, broker,
+                         topic=lambda kind: "orders" if kind == "order" else f"{kind}.commands")
+    service.place_order("order-1")
+    with transaction(service.db) as conn:
+        write_event(conn, id="c1", aggregatetype="payment", aggregateid="saga-1",
+                    type="AuthorizePayment", payload={})
+    relay.drain()
+    assert [m.type for m in broker.messages("orders")] == ["OrderPlaced"]
+    assert [m.kind for m in broker.messages("payment.commands")] == ["command"]

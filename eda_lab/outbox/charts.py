@@ -63,23 +63,36 @@ def variant_bars(rows, ax=None, title: str = "Lost and phantom events by variant
 
 
 def lag_chart(rows, ax=None, title: str = "Relay lag: commit to publish"):
-    """Mean (solid) and worst (dotted) lag against the poll interval, one line per batch size.
+    """Mean (solid) and worst (dotted) lag against the poll interval (log scale), one line per
+    relay and batch size. A hollow marker is a lower bound: some events were still unpublished
+    when the run stopped, and they count with the time they had waited.
 
-    ``rows``: :func:`~eda_lab.outbox.pipeline.lag_sweep` output.
+    ``rows``: :func:`~eda_lab.outbox.pipeline.lag_sweep` output (of one or more relays).
     """
     frame = _frame(rows)
+    if "variant" not in frame:
+        frame["variant"] = "outbox-polling"
+    if "censored" not in frame:
+        frame["censored"] = False
     ax = axes(ax)
     with style():
-        for i, (batch, part) in enumerate(frame.groupby("batch_size")):
-            color = color_for("relay", i) if i == 0 else color_for(f"batch{i}", i)
-            ax.plot(part["poll_interval_ms"], part["mean_lag_ms"] / 1000, "-o", color=color,
-                    markersize=4, label=f"batch {batch}: mean")
+        for i, ((variant, batch), part) in enumerate(frame.groupby(["variant", "batch_size"])):
+            color = color_for(f"{variant}{batch}", i)
+            label = f"{variant.removeprefix('outbox-')}, batch {batch}"
+            ax.plot(part["poll_interval_ms"], part["mean_lag_ms"] / 1000, "-", color=color,
+                    label=f"{label}: mean")
             ax.plot(part["poll_interval_ms"], part["max_lag_ms"] / 1000, ":", color=color,
-                    label=f"batch {batch}: worst")
-        ax.set_xlabel("poll interval (ms)")
+                    label=f"{label}: worst")
+            for censored, marker_face in ((False, color), (True, "white")):
+                shown = part[part["censored"] == censored]
+                ax.plot(shown["poll_interval_ms"], shown["mean_lag_ms"] / 1000, "o",
+                        color=color, markerfacecolor=marker_face, markersize=5)
+        ax.set_xscale("log")
+        ax.set_xlabel("poll interval (ms, log scale)")
         ax.set_ylabel("lag (s)")
-        ax.set_title(title)
-        ax.legend(loc="upper left")
+        ax.set_title(title + ("  (hollow: at least, some still unpublished)"
+                              if frame["censored"].any() else ""))
+        ax.legend(loc="upper left", fontsize=8)
     return ax
 
 

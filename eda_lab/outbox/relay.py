@@ -17,20 +17,27 @@ the consumer needs an inbox (:mod:`eda_lab.inbox`).
   them by setting ``published_at`` (keeping them for a retention window) or deleting them.
 * :class:`LogTailingRelay` follows the change log of committed inserts (the model of the
   WAL, see :func:`eda_lab.outbox.table.enable_change_log`) from an offset it stores in the same
-  database, as Debezium stores its source offset. It never queries the outbox table.
+  database, as Debezium stores its source offset. It never queries the outbox table, and it
+  does not wait for a timer: each commit reaches it ``stream_latency_ms`` later (the database
+  streams its log, :func:`eda_lab.db.on_commit`), and it publishes what is waiting then.
 
-Settings: ``batch_size`` (rows per poll) and ``poll_interval_ms``. One batch per interval is
-the relay's capacity; the notebook measures the lag the two cost.
+Settings: ``batch_size`` (rows per read) and ``poll_interval_ms``: how often the polling relay
+asks (one batch per interval is its capacity), and how often the log-tailing relay looks
+anyway, in case a commit it was not told of (another process's) is waiting. ``topic`` is one
+topic, or a function of the row's ``aggregatetype`` that names the topic (Debezium's outbox
+router sends ``order`` events to ``outbox.event.order``), for an outbox of several kinds.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import sqlite_utils
 
 from .. import _validate as check
 from ..broker import Broker, BrokerUnavailable, shared_with
 from ..clock import Clock
-from ..db import transaction
+from ..db import on_commit, transaction
 from ..faults import Crash, FaultPlan, crash_point
 from ..trace import Trace
 from .table import (
@@ -58,7 +65,8 @@ POLL_INTERVAL_MS = 500.0   # default time between two polls
 BATCH_SIZE = 100           # default rows per poll
 RETENTION_MS = 60_000.0    # default time a published row is kept with cleanup="retain"
 MAX_BATCH_SIZE = 10_000
-_COLUMNS = "id, aggregatetype, aggregateid, type, payload, version, created_at"
+STREAM_LATENCY_MS = 5.0    # from a commit to the log-tailing relay reading it
+_COLUMNS = "id, aggregatetype, aggregateid, type, payload, version, created_at, headers"
 
 
 class Relay:
@@ -71,7 +79,8 @@ class Relay:
 
     kind = "relay"
 
-    def __init__(self, db: sqlite_utils.Database, broker: Broker, *, topic: str = "orders",
+    def __init__(self, db: sqlite_utils.Database, broker: Broker, *,
+                 topic: str | Callable[[str], str] = "orders",
                  table: str = OUTBOX_TABLE, batch_size: int = BATCH_SIZE,
                  poll_interval_ms: float = POLL_INTERVAL_MS, cleanup: str = "retain",
                  retention_ms: float = RETENTION_MS, clock: Clock | None = None,
@@ -82,7 +91,8 @@ class Relay:
                             f"{type(db).__name__}")
         if not callable(getattr(broker, "publish", None)):
             raise TypeError(f"broker must have a publish(topic, message) method, got {broker!r}")
-        check.name("topic", topic)
+        if not callable(topic):
+            check.name("topic", topic)
         check.count("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
         check.ms("poll_interval_ms", poll_interval_ms)
         check.ms("retention_ms", retention_ms, positive=False)
@@ -91,7 +101,8 @@ class Relay:
         check.name("name", name)
         self.db = db
         self.broker = broker
-        self.topic = topic
+        self.route = topic if callable(topic) else (lambda _aggregatetype: topic)
+        self.topic = "(by aggregate type)" if callable(topic) else topic
         self.table = check.identifier("table", table)
         self.batch_size = batch_size
         self.poll_interval_ms = float(poll_interval_ms)
@@ -131,7 +142,8 @@ class Relay:
         done = []
         try:
             for row in batch:
-                self.broker.publish(self.topic, row_to_message(row[1:]))
+                message = row_to_message(row[1:])
+                self.broker.publish(self.route(message.headers["aggregatetype"]), message)
                 done.append(row[0])
                 faults.check(AFTER_PUBLISH, trace=trace, now=now, actor=self.name)
         except BrokerUnavailable:
@@ -166,12 +178,22 @@ class Relay:
     def _run(self, until_ms: float | None):
         clock = self.clock
         while until_ms is None or clock.now <= until_ms:
-            if clock.now >= self.down_until:
-                try:
-                    self.poll_once()
-                except Crash:
-                    self.crash()
-            yield clock.timeout(self.poll_interval_ms)
+            if clock.now < self.down_until:  # crashed: back when the supervisor restarts it
+                yield clock.timeout(self.down_until - clock.now)
+                continue
+            try:
+                published = self.poll_once()
+            except Crash:
+                self.crash()
+                if not self.restart_after_ms:  # restarted at once: not in the same instant
+                    yield clock.timeout(self.poll_interval_ms)
+                continue
+            yield self._next_read(published)
+
+    def _next_read(self, published: int):
+        """The clock event to wait for before reading again: the next poll (one batch per
+        interval is a polling relay's capacity)."""
+        return self.clock.timeout(self.poll_interval_ms)
 
     def crash(self, restart_after_ms: float | None = None) -> None:
         """The relay process died: it is down for ``restart_after_ms`` (default: the relay's
@@ -284,18 +306,60 @@ class LogTailingRelay(Relay):
     again, like a Debezium connector restarting from its last committed source offset.
     ``cleanup="delete"`` removes the outbox rows and log entries once published (Debezium's
     advice: the service may even delete outbox rows in the inserting transaction, the log
-    keeps them); ``cleanup="retain"`` keeps both for ``retention_ms``.
+    keeps them); ``cleanup="retain"`` keeps both for ``retention_ms``. Several relays may
+    tail one log (each with its own name and offset): cleanup removes only what every one of
+    them has published.
+
+    It streams: every commit on the database wakes it ``stream_latency_ms`` later, and it reads
+    everything waiting from its offset (``stream_latency_ms=None``: it only polls, every
+    ``poll_interval_ms``, like the polling relay).
     """
 
     kind = "log-tailing"
 
-    def __init__(self, db: sqlite_utils.Database, broker: Broker, **settings):
+    def __init__(self, db: sqlite_utils.Database, broker: Broker, *,
+                 stream_latency_ms: float | None = STREAM_LATENCY_MS, **settings):
+        if stream_latency_ms is not None:
+            check.ms("stream_latency_ms", stream_latency_ms, positive=False)
         super().__init__(db, broker, **settings)
         enable_change_log(db, self.table)
         create_offsets(db)
         self.log = log_table(self.table)
         self._select = (f'SELECT lsn, {_COLUMNS} FROM "{self.log}" WHERE lsn > ? '
                         "ORDER BY lsn LIMIT ?")
+        with transaction(db) as conn:  # known to the others from the start: nothing unread goes
+            conn.execute(f'INSERT OR IGNORE INTO "{OFFSETS_TABLE}" (relay, position) '
+                         "VALUES (?, 0)", (self.name,))
+        self.stream_latency_ms = stream_latency_ms
+        self._woken = None        # the clock event a commit triggers (while waiting)
+        self._wake_due = False    # a wake is scheduled already
+        if stream_latency_ms is not None:
+            on_commit(db, self._committed)
+
+    # -- streaming: the log reaches the relay a moment after each commit --------------------
+    def _committed(self) -> None:
+        if self._wake_due or self.process is None:
+            return
+        self._wake_due = True
+        self.clock.call_later(self.stream_latency_ms, self._wake)
+
+    def _wake(self) -> None:
+        self._wake_due = False
+        if self._woken is not None and not self._woken.triggered:
+            self._woken.succeed()
+
+    def _next_read(self, published: int):
+        if self.stream_latency_ms is None:
+            return super()._next_read(published)
+        if published >= self.batch_size:  # a full batch: more is waiting, read on at once
+            return self.clock.timeout(0)
+        env = self.clock.env
+        self._woken = env.event()
+        return env.any_of([self._woken, self.clock.timeout(self.poll_interval_ms)])
+
+    def _published_by_all(self) -> int:
+        """The log position every relay tailing this log has published (cleanup stops there)."""
+        return self.db.conn.execute(f'SELECT min(position) FROM "{OFFSETS_TABLE}"').fetchone()[0]
 
     @property
     def offset(self) -> int:
@@ -314,15 +378,16 @@ class LogTailingRelay(Relay):
                          "ON CONFLICT(relay) DO UPDATE SET position = excluded.position",
                          (self.name, last))
             if self.cleanup == "delete":
+                upto = conn.execute(f'SELECT min(position) FROM "{OFFSETS_TABLE}"').fetchone()[0]
                 conn.execute(f'DELETE FROM "{self.table}" WHERE seq IN '
-                             f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (last,))
-                conn.execute(f'DELETE FROM "{self.log}" WHERE lsn <= ?', (last,))
+                             f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (upto,))
+                conn.execute(f'DELETE FROM "{self.log}" WHERE lsn <= ?', (upto,))
 
     def purge(self, now: float | None = None) -> int:
         """Delete published log entries (and their outbox rows) older than ``retention_ms``."""
         now = self.clock.now if now is None else now
         self._next_cleanup = now + self.retention_ms / 10
-        cutoff, upto = now - self.retention_ms, self.offset
+        cutoff, upto = now - self.retention_ms, self._published_by_all()
         with transaction(self.db) as conn:
             conn.execute(f'DELETE FROM "{self.table}" WHERE created_at < ? AND seq IN '
                          f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (cutoff, upto))

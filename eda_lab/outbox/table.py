@@ -45,12 +45,12 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from .. import _validate as check
-from ..messages import Message
+from ..messages import COMMAND, EVENT, Message, is_past_tense
 from .dual_write import Context, DualWritePoints, Write, commit_locally
 
 OUTBOX_TABLE = "outbox"
 COLUMNS = ("seq", "id", "aggregatetype", "aggregateid", "type", "payload", "version",
-           "created_at", "published_at")
+           "created_at", "published_at", "headers")
 OFFSETS_TABLE = "relay_offsets"
 
 
@@ -73,7 +73,8 @@ def create_outbox(db: sqlite_utils.Database, table: str = OUTBOX_TABLE, *,
             payload TEXT NOT NULL,
             version INTEGER NOT NULL DEFAULT 1,
             created_at REAL NOT NULL,
-            published_at REAL
+            published_at REAL,
+            headers TEXT
         )""")
     db.execute(f'CREATE INDEX IF NOT EXISTS "{table}_unpublished" ON "{table}" (seq) '
                "WHERE published_at IS NULL")
@@ -103,19 +104,21 @@ def enable_change_log(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> N
                 type TEXT NOT NULL,
                 payload TEXT NOT NULL,
                 version INTEGER NOT NULL,
-                created_at REAL NOT NULL
+                created_at REAL NOT NULL,
+                headers TEXT
             )""")
         db.execute(f"""
             INSERT INTO "{log}" (seq, id, aggregatetype, aggregateid, type, payload, version,
-                                 created_at)
-            SELECT seq, id, aggregatetype, aggregateid, type, payload, version, created_at
+                                 created_at, headers)
+            SELECT seq, id, aggregatetype, aggregateid, type, payload, version, created_at,
+                   headers
             FROM "{table}" WHERE published_at IS NULL ORDER BY seq""")
         db.execute(f"""
             CREATE TRIGGER "{table}_to_log" AFTER INSERT ON "{table}" BEGIN
                 INSERT INTO "{log}" (seq, id, aggregatetype, aggregateid, type, payload,
-                                     version, created_at)
+                                     version, created_at, headers)
                 VALUES (NEW.seq, NEW.id, NEW.aggregatetype, NEW.aggregateid, NEW.type,
-                        NEW.payload, NEW.version, NEW.created_at);
+                        NEW.payload, NEW.version, NEW.created_at, NEW.headers);
             END""")
 
 
@@ -157,19 +160,22 @@ def encode_payload(payload: Mapping[str, Any], argument: str = "payload") -> str
 @functools.lru_cache(maxsize=64)
 def insert_sql(table: str = OUTBOX_TABLE) -> str:
     """The outbox INSERT, with parameters (id, aggregatetype, aggregateid, type, payload,
-    version, created_at)."""
+    version, created_at, headers)."""
     check.identifier("table", table)
     return (f'INSERT INTO "{table}" (id, aggregatetype, aggregateid, type, payload, version, '
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            "created_at, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def write_event(conn: sqlite3.Connection, *, id: str, aggregatetype: str, aggregateid: str,
                 type: str, payload: Mapping[str, Any] | str, version: int = 1,
-                created_at: float = 0.0, table: str = OUTBOX_TABLE) -> None:
+                created_at: float = 0.0, headers: Mapping[str, str] | str | None = None,
+                table: str = OUTBOX_TABLE) -> None:
     """Insert one outbox row with ``conn``, inside the caller's open transaction.
 
     This is the whole pattern: call it between the business row's INSERT/UPDATE and the
-    COMMIT, on the same connection. ``payload`` is a dict (encoded here) or JSON text.
+    COMMIT, on the same connection. ``payload`` is a dict (encoded here) or JSON text;
+    ``headers`` (optional) are more message headers, a dict of strings or its JSON text (a saga
+    command's saga id and attempt, placed as headers as Debezium's router can place columns).
     """
     if not conn.in_transaction:
         raise RuntimeError(
@@ -177,8 +183,10 @@ def write_event(conn: sqlite3.Connection, *, id: str, aggregatetype: str, aggreg
             "(use it within `with transaction(db) as conn:`); outside it, it is a dual write"
         )
     text = payload if isinstance(payload, str) else encode_payload(payload)
+    extra = headers if headers is None or isinstance(headers, str) else encode_payload(
+        headers, "headers")
     conn.execute(insert_sql(table), (id, aggregatetype, aggregateid, type, text, version,
-                                     created_at))
+                                     created_at, extra))
 
 
 class OutboxEvent(NamedTuple):
@@ -195,6 +203,7 @@ class OutboxEvent(NamedTuple):
     payload: str
     version: int = 1
     created_at: float = 0.0
+    headers: str | None = None   # JSON text of more message headers, if any
 
     @property
     def key(self) -> str:
@@ -220,7 +229,8 @@ def commit_with_outbox(db: sqlite_utils.Database, write: Write, event: OutboxEve
         write(conn)
         write_event(conn, id=event.id, aggregatetype=event.aggregatetype,
                     aggregateid=event.aggregateid, type=event.type, payload=event.payload,
-                    version=event.version, created_at=event.created_at, table=table)
+                    version=event.version, created_at=event.created_at,
+                    headers=event.headers, table=table)
 
     commit_locally(db, change_and_event, points, ctx, event, "orders + outbox in one transaction")
 
@@ -228,14 +238,17 @@ def commit_with_outbox(db: sqlite_utils.Database, write: Write, event: OutboxEve
 def row_to_message(row: tuple | sqlite3.Row) -> Message:
     """The broker message of an outbox (or change-log) row.
 
-    ``row`` holds (id, aggregatetype, aggregateid, type, payload, version, created_at): the key
-    is the aggregate id, as Debezium's router does, and the aggregate type and version travel
-    as headers (its ``table.fields.additional.placement``).
+    ``row`` holds (id, aggregatetype, aggregateid, type, payload, version, created_at,
+    headers): the key is the aggregate id, as Debezium's router does, and the aggregate type,
+    the version and the row's own headers travel as headers (its
+    ``table.fields.additional.placement``). A type in the past tense is an event, any other a
+    command (a saga's ``ReserveInventory``): the course names them so.
     """
-    id_, aggregatetype, aggregateid, type_, payload, version, created_at = row
+    id_, aggregatetype, aggregateid, type_, payload, version, created_at, headers = row
+    extra = json.loads(headers) if headers else {}
     return Message(type_, aggregateid, json.loads(payload),
-                   {"aggregatetype": aggregatetype, "version": str(version)},
-                   created_at, id_)
+                   {"aggregatetype": aggregatetype, "version": str(version), **extra},
+                   created_at, id_, EVENT if is_past_tense(type_) else COMMAND)
 
 
 def pending(db: sqlite_utils.Database, table: str = OUTBOX_TABLE) -> int:
