@@ -11,8 +11,9 @@ it, whose ``__init__`` gives its reading order:
 * :mod:`eda_lab.shop` (06-07): the whole shop, its agreement lag and the chaos lab;
 * :mod:`eda_lab.widgets`: the interactive pieces, one module each.
 
-``sync``, ``outbox`` and ``saga`` do not import each other; ``shop`` composes them; the
-widgets sit on top. Here: the foundation's names, and one entry point per package.
+``sync`` and ``outbox`` do not import each other; ``saga`` builds on ``outbox`` (the
+orchestrator and the participants speak through their own outboxes); ``shop`` composes them;
+the widgets sit on top. Here: the foundation's names, and one entry point per package.
 """
 
 from .broker import Broker, BrokerError, BrokerUnavailable, Delivery

@@ -82,6 +82,19 @@ class Inbox:
             apply(conn, message)
         return True
 
+    def purge(self, now: float, retention_ms: float) -> int:
+        """Forget the messages processed more than ``retention_ms`` before ``now``; the count.
+
+        An inbox cannot grow for ever, so real ones keep a window (MassTransit 30 minutes,
+        NServiceBus 7 days). The window is a promise with a horizon: a message redelivered
+        after its row was purged is processed a second time.
+        """
+        check.ms("now", now, positive=False)
+        check.ms("retention_ms", retention_ms, positive=False)
+        with transaction(self.db) as conn:
+            return conn.execute(f'DELETE FROM "{self.table}" WHERE consumer = ? AND '
+                                "processed_at < ?", (self.consumer, now - retention_ms)).rowcount
+
     def seen(self, message_id: str) -> bool:
         """True if this consumer has processed the message with ``message_id``."""
         row = self.db.execute(

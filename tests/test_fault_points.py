@@ -23,7 +23,10 @@ ORDER = {"order_id": "order-1", "customer": "alice", "sku": "book", "quantity": 
 def run_scenario(point: str, plan: FaultPlan) -> None:
     """A short run that passes ``point`` (the saga for saga points, else the write path)."""
     if point.startswith("saga."):
-        runner = SagaRunner(faults=plan)
+        # The orchestrator publishes commands itself (and so passes saga.after_send) only in
+        # the old recovery mode; otherwise its outbox does.
+        recovery = "resend-all" if point == "saga.after_send" else "deadlines"
+        runner = SagaRunner(faults=plan, recovery=recovery)
         runner.start(ORDER)
         runner.run(until_ms=60_000)
         return

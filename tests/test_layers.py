@@ -17,7 +17,7 @@ ALLOWED = {
     "foundation": set(),
     "sync": {"foundation"},
     "outbox": {"foundation"},
-    "saga": {"foundation"},
+    "saga": {"foundation", "outbox"},   # its services speak through outboxes
     "engines": {"foundation", "outbox"},
     "shop": {"foundation", "sync", "outbox", "saga"},
     "widgets": {"foundation", "sync", "outbox", "saga", "shop"},

@@ -6,6 +6,7 @@ import pytest
 from saga_helpers import ORDER
 
 from eda_lab import Broker, Clock, Crash, FaultPlan, Trace, command
+from eda_lab.outbox.relay import make_relay
 from eda_lab.saga import (
     InventoryParticipant,
     OrderLocked,
@@ -29,12 +30,22 @@ def broker():
     return Broker(Clock(), Trace(), FaultPlan())
 
 
-def test_a_command_runs_as_a_local_transaction_and_the_reply_is_published(broker):
+def relay(participant):
+    """Publish what the participant's outbox holds (its relay, drained by hand)."""
+    return make_relay("polling", participant.db, participant.broker,
+                      table=participant.outbox_table, topic=participant.reply_topic,
+                      name="relay").drain()
+
+
+def test_a_command_runs_as_a_local_transaction_and_the_reply_goes_through_the_outbox(broker):
     inventory = InventoryParticipant(broker)
     reply = inventory.on_command(cmd("ReserveInventory"))
     assert reply.type == "InventoryReserved" and reply.headers["outcome"] == "succeeded"
     assert reply.headers["command_id"] == "saga-1:x:do:1" and reply.id == "saga-1:x:do:1/reply"
-    assert broker.messages("inventory.replies") == [reply]
+    assert broker.messages("inventory.replies") == []  # committed with the effect, not yet sent
+    assert relay(inventory) == 1
+    [sent] = broker.messages("inventory.replies")
+    assert (sent.id, sent.type, sent.payload) == (reply.id, reply.type, reply.payload)
     assert inventory.tables()["stock"][0] == {"sku": "book", "available": 8}
     assert inventory.effect("saga-1", "ReserveInventory") == DONE
 
@@ -46,7 +57,17 @@ def test_a_duplicate_command_has_no_second_effect_and_gets_its_original_reply(br
     assert again == first
     assert inventory.tables()["stock"][0]["available"] == 8
     assert inventory.duplicates == 1
-    assert len(broker.messages("inventory.replies")) == 2  # the same reply, sent again
+    assert relay(inventory) == 1   # the reply was still waiting in the outbox: it goes once
+    first_try = cmd("ReserveInventory")  # a second try after a timeout: the same command id
+    asked_again = command("ReserveInventory", "saga-1", first_try.payload,
+                          headers={**first_try.headers, "command_id": first_try.id},
+                          id=f"{first_try.id}/try-2")
+    assert inventory.on_command(asked_again).payload == first.payload
+    assert relay(inventory) == 1   # the original reply, sent again
+    first_sent, again_sent = broker.messages("inventory.replies")
+    assert first_sent.payload == again_sent.payload
+    assert first_sent.headers["command_id"] == again_sent.headers["command_id"]
+    assert inventory.tables()["stock"][0]["available"] == 8 and inventory.duplicates == 2
 
 
 def test_a_duplicate_of_a_refused_command_is_refused_again_without_rechecking(broker):
@@ -190,4 +211,5 @@ def test_each_service_keeps_its_own_database(broker):
     services = shop_participants(broker)
     dbs = {id(p.db.conn) for p in services.values()}
     assert len(dbs) == 4
-    assert sorted(services["inventory"].db.table_names()) == ["replies", "reservations", "stock"]
+    assert sorted(services["inventory"].db.table_names()) == [
+        "replies", "reservations", "saga_outbox", "sqlite_sequence", "stock"]

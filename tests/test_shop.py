@@ -67,7 +67,9 @@ def test_a_redelivered_order_placed_starts_no_second_saga():
 @pytest.mark.parametrize("relay", ["polling", "log-tailing"])
 @pytest.mark.parametrize("point", SHOP_POINTS)
 def test_every_crash_point_loses_nothing_and_every_saga_finishes(point, relay):
-    shop = Shop(seed=4, faults={point: [1, 3, 8]}, relay=relay)
+    # the orchestrator publishes a command itself (saga.after_send) only in resend-all
+    recovery = "resend-all" if point == "saga.after_send" else "deadlines"
+    shop = Shop(seed=4, faults={point: [1, 3, 8]}, relay=relay, recovery=recovery)
     assert shop.run(12), "the shop settled"
     if point not in NAIVE_ONLY:
         assert shop.faults.fired, f"{point} was reached and fired"
@@ -129,7 +131,8 @@ def test_consistency_lag_is_measured_for_every_finished_order():
     shop.run(25)
     lags = shop.consistency_lags()
     assert set(lags) == set(shop.truth())
-    assert all(0 < lag < 1_000 for lag in lags.values())
+    # ten saga hops, each waiting for a relay that polls every 100 ms, and the consumers
+    assert all(0 < lag < 2_000 for lag in lags.values())
     assert len(shop.saga_end_times()) == shop.finished_sagas() == 25
 
 

@@ -8,6 +8,7 @@ Read in this order:
   one local transaction (the whole pattern);
 * :mod:`.order_service`: the order service, ``place_order`` written each of the three ways;
 * :mod:`.relay`: the polling and the log-tailing relay (read, publish, mark);
+* :mod:`.relay_instances`: two relays on one outbox: duplicates, reordering, a leader lease;
 * :mod:`.order_consumer`: a downstream service applying events through an inbox;
 * :mod:`.checks`: lost, phantom, duplicate and out-of-order events, counted;
 * :mod:`.write_path`: all of it wired once, with the default timings;
@@ -24,6 +25,7 @@ from .order_service import OrderService
 from .pipeline import PIPELINES, OrderPipeline, lag_sweep, loss_sweep, try_every_crash_point
 from .polling_gap import random_schedule, run_schedule, serialise, skip_rates
 from .relay import LogTailingRelay, PollingRelay, make_relay
+from .relay_instances import run_relay_instances
 from .table import (
     commit_with_outbox,
     create_outbox,
@@ -39,7 +41,8 @@ __all__ = [
     "OrderConsumer", "OrderPipeline", "OrderService", "PollingRelay", "WritePath",
     "check_consistency", "commit_with_outbox", "create_outbox", "db_then_publish",
     "enable_change_log", "lag_chart", "lag_sweep", "loss_chart", "loss_sweep", "make_relay",
-    "outbox_rows", "publish_then_db", "random_schedule", "relay_query_plan", "run_schedule",
+    "outbox_rows", "publish_then_db", "random_schedule", "relay_query_plan",
+    "run_relay_instances", "run_schedule",
     "serialise", "skip_chart", "skip_rates", "try_every_crash_point", "variant_bars",
     "write_event",
 ]

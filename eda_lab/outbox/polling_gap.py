@@ -37,7 +37,7 @@ from ..broker import Broker
 from ..db import open_db, transaction
 from ..messages import Message
 from .relay import LogTailingRelay, PollingRelay, Relay
-from .table import OFFSETS_TABLE, create_offsets, create_outbox, encode_payload
+from .table import MESSAGE_COLUMNS, OFFSETS_TABLE, create_offsets, create_outbox, encode_payload
 
 HIGH_WATER_MARK = "high-water mark"
 FLAG = "flag"
@@ -58,8 +58,8 @@ class HighWaterMarkRelay(Relay):
     def __init__(self, db, broker, **settings):
         super().__init__(db, broker, **settings)
         create_offsets(db)
-        self._select = (f'SELECT seq, id, aggregatetype, aggregateid, type, payload, version, '
-                        f'created_at FROM "{self.table}" WHERE seq > ? ORDER BY seq LIMIT ?')
+        self._select = (f'SELECT seq, {MESSAGE_COLUMNS} FROM "{self.table}" WHERE seq > ? '
+                        'ORDER BY seq LIMIT ?')
 
     @property
     def offset(self) -> int:

@@ -22,8 +22,9 @@ the consumer needs an inbox (:mod:`eda_lab.inbox`).
   streams its log, :func:`eda_lab.db.on_commit`), and it publishes what is waiting then.
 
 Settings: ``batch_size`` (rows per read) and ``poll_interval_ms``: how often the polling relay
-asks (one batch per interval is its capacity), and how often the log-tailing relay looks
-anyway, in case a commit it was not told of (another process's) is waiting. ``topic`` is one
+asks (one batch per interval is its capacity, unless ``read_on_full``: it reads again at once
+while batches come back full, as production relays do), and how often the log-tailing relay
+looks anyway, in case a commit it was not told of (another process's) is waiting. ``topic`` is one
 topic, or a function of the row's ``aggregatetype`` that names the topic (Debezium's outbox
 router sends ``order`` events to ``outbox.event.order``), for an outbox of several kinds.
 """
@@ -41,6 +42,7 @@ from ..db import on_commit, transaction
 from ..faults import Crash, FaultPlan, crash_point
 from ..trace import Trace
 from .table import (
+    MESSAGE_COLUMNS,
     OFFSETS_TABLE,
     OUTBOX_TABLE,
     create_offsets,
@@ -66,7 +68,6 @@ BATCH_SIZE = 100           # default rows per poll
 RETENTION_MS = 60_000.0    # default time a published row is kept with cleanup="retain"
 MAX_BATCH_SIZE = 10_000
 STREAM_LATENCY_MS = 5.0    # from a commit to the log-tailing relay reading it
-_COLUMNS = "id, aggregatetype, aggregateid, type, payload, version, created_at, headers"
 
 
 class Relay:
@@ -85,7 +86,8 @@ class Relay:
                  poll_interval_ms: float = POLL_INTERVAL_MS, cleanup: str = "retain",
                  retention_ms: float = RETENTION_MS, clock: Clock | None = None,
                  trace: Trace | None = None, faults: FaultPlan | None = None,
-                 name: str = "relay", restart_after_ms: float = 1_000.0):
+                 name: str = "relay", restart_after_ms: float = 1_000.0,
+                 read_on_full: bool = False):
         if not isinstance(db, sqlite_utils.Database):
             raise TypeError(f"db must be a sqlite_utils.Database (eda_lab.open_db), got "
                             f"{type(db).__name__}")
@@ -99,6 +101,7 @@ class Relay:
         check.ms("restart_after_ms", restart_after_ms, positive=False)
         check.one_of("cleanup", cleanup, CLEANUPS)
         check.name("name", name)
+        self.read_on_full = check.flag("read_on_full", read_on_full)
         self.db = db
         self.broker = broker
         self.route = topic if callable(topic) else (lambda _aggregatetype: topic)
@@ -192,7 +195,10 @@ class Relay:
 
     def _next_read(self, published: int):
         """The clock event to wait for before reading again: the next poll (one batch per
-        interval is a polling relay's capacity)."""
+        interval is a polling relay's capacity), or at once after a full batch with
+        ``read_on_full`` (as production relays do: more is waiting)."""
+        if self.read_on_full and published >= self.batch_size:
+            return self.clock.timeout(0)
         return self.clock.timeout(self.poll_interval_ms)
 
     def crash(self, restart_after_ms: float | None = None) -> None:
@@ -209,6 +215,11 @@ class Relay:
     @property
     def up(self) -> bool:
         return self.clock.now >= self.down_until
+
+    @property
+    def busy(self) -> bool:
+        """True while it has work it knows of: it is down (and will be back to read)."""
+        return not self.up
 
     # -- what each relay reads and marks -----------------------------------------------------
     def _read(self) -> list[tuple]:
@@ -260,7 +271,7 @@ class PollingRelay(Relay):
     def __init__(self, db: sqlite_utils.Database, broker: Broker, **settings):
         super().__init__(db, broker, **settings)
         table = self.table
-        self._select = (f'SELECT seq, {_COLUMNS} FROM "{table}" WHERE published_at IS NULL '
+        self._select = (f'SELECT seq, {MESSAGE_COLUMNS} FROM "{table}" WHERE published_at IS NULL '
                         "ORDER BY seq LIMIT ?")
 
     def _read(self) -> list[tuple]:
@@ -325,7 +336,7 @@ class LogTailingRelay(Relay):
         enable_change_log(db, self.table)
         create_offsets(db)
         self.log = log_table(self.table)
-        self._select = (f'SELECT lsn, {_COLUMNS} FROM "{self.log}" WHERE lsn > ? '
+        self._select = (f'SELECT lsn, {MESSAGE_COLUMNS} FROM "{self.log}" WHERE lsn > ? '
                         "ORDER BY lsn LIMIT ?")
         with transaction(db) as conn:  # known to the others from the start: nothing unread goes
             conn.execute(f'INSERT OR IGNORE INTO "{OFFSETS_TABLE}" (relay, position) '
@@ -333,15 +344,18 @@ class LogTailingRelay(Relay):
         self.stream_latency_ms = stream_latency_ms
         self._woken = None        # the clock event a commit triggers (while waiting)
         self._wake_due = False    # a wake is scheduled already
+        self._unread = False      # a commit it was told of waits to be read
         if stream_latency_ms is not None:
             on_commit(db, self._committed)
 
     # -- streaming: the log reaches the relay a moment after each commit --------------------
     def _committed(self) -> None:
-        if self._wake_due or self.process is None:
+        if self.process is None:
             return
-        self._wake_due = True
-        self.clock.call_later(self.stream_latency_ms, self._wake)
+        self._unread = True
+        if not self._wake_due:
+            self._wake_due = True
+            self.clock.call_later(self.stream_latency_ms, self._wake)
 
     def _wake(self) -> None:
         self._wake_due = False
@@ -357,6 +371,11 @@ class LogTailingRelay(Relay):
         self._woken = env.event()
         return env.any_of([self._woken, self.clock.timeout(self.poll_interval_ms)])
 
+    @property
+    def busy(self) -> bool:
+        """True while a commit it was told of waits to be read, or it is down."""
+        return self._unread or not self.up
+
     def _published_by_all(self) -> int:
         """The log position every relay tailing this log has published (cleanup stops there)."""
         return self.db.conn.execute(f'SELECT min(position) FROM "{OFFSETS_TABLE}"').fetchone()[0]
@@ -369,6 +388,7 @@ class LogTailingRelay(Relay):
         return row[0] if row else 0
 
     def _read(self) -> list[tuple]:
+        self._unread = False
         return self.db.conn.execute(self._select, (self.offset, self.batch_size)).fetchall()
 
     def _mark(self, done: list[int], now: float) -> None:

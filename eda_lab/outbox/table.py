@@ -169,13 +169,15 @@ def insert_sql(table: str = OUTBOX_TABLE) -> str:
 def write_event(conn: sqlite3.Connection, *, id: str, aggregatetype: str, aggregateid: str,
                 type: str, payload: Mapping[str, Any] | str, version: int = 1,
                 created_at: float = 0.0, headers: Mapping[str, str] | str | None = None,
-                table: str = OUTBOX_TABLE) -> None:
+                table: str = OUTBOX_TABLE, ignore_duplicate: bool = False) -> None:
     """Insert one outbox row with ``conn``, inside the caller's open transaction.
 
     This is the whole pattern: call it between the business row's INSERT/UPDATE and the
     COMMIT, on the same connection. ``payload`` is a dict (encoded here) or JSON text;
     ``headers`` (optional) are more message headers, a dict of strings or its JSON text (a saga
     command's saga id and attempt, placed as headers as Debezium's router can place columns).
+    ``ignore_duplicate``: an event whose id is in the table already is not written again (a
+    redelivered command answered twice says the same thing once).
     """
     if not conn.in_transaction:
         raise RuntimeError(
@@ -185,8 +187,10 @@ def write_event(conn: sqlite3.Connection, *, id: str, aggregatetype: str, aggreg
     text = payload if isinstance(payload, str) else encode_payload(payload)
     extra = headers if headers is None or isinstance(headers, str) else encode_payload(
         headers, "headers")
-    conn.execute(insert_sql(table), (id, aggregatetype, aggregateid, type, text, version,
-                                     created_at, extra))
+    sql = insert_sql(table)
+    if ignore_duplicate:
+        sql = sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+    conn.execute(sql, (id, aggregatetype, aggregateid, type, text, version, created_at, extra))
 
 
 class OutboxEvent(NamedTuple):
@@ -233,6 +237,10 @@ def commit_with_outbox(db: sqlite_utils.Database, write: Write, event: OutboxEve
                     headers=event.headers, table=table)
 
     commit_locally(db, change_and_event, points, ctx, event, "orders + outbox in one transaction")
+
+
+# The columns of a row that make its message, in the order row_to_message reads them.
+MESSAGE_COLUMNS = "id, aggregatetype, aggregateid, type, payload, version, created_at, headers"
 
 
 def row_to_message(row: tuple | sqlite3.Row) -> Message:

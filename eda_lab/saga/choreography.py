@@ -254,19 +254,21 @@ class ChoreographyRunner(ServiceHost):
                  accounts: Mapping[str, float] | None = None,
                  latency_ms: float = LATENCY_MS, restart_after_ms: float = RESTART_AFTER_MS,
                  redelivery_ms: float = REDELIVERY_MS, max_attempts: int = MAX_ATTEMPTS,
-                 max_batch: int = 1):
+                 relay: str = "log-tailing", max_batch: int = 1):
         check.count("max_attempts", max_attempts)
         check.count("max_batch", max_batch)
         super().__init__(definition, broker=broker, faults=faults, participants=participants,
                          outcomes=outcomes, stock=stock, accounts=accounts,
                          latency_ms=latency_ms, restart_after_ms=restart_after_ms,
-                         redelivery_ms=redelivery_ms, check_script=_no_time_out)
+                         redelivery_ms=redelivery_ms, check_script=_no_time_out, relay=relay)
         self.choreography = choreograph(self.definition, reply_types(self.participants))
         self.max_attempts = max_attempts
         self.started: list[str] = []
         self._first = self.definition.steps[0]
-        for name in self.participants:
+        for name, participant in self.participants.items():
             self.broker.create_topic(events_topic(name))
+            self._add_relay(participant.db, participant.outbox_table, events_topic(name),
+                            f"{name}-relay")
         for name in self.participants:
             topics = self.choreography.subscriptions(name)
             if not topics:
@@ -302,14 +304,13 @@ class ChoreographyRunner(ServiceHost):
                                  "direction": reaction.direction, "attempt": str(attempt)},
                         id=cid, clock=self.clock)
         # The participant's own local transaction; its outcome goes out as an event, to
-        # whoever subscribed, instead of a reply to an orchestrator.
-        outcome = self.participants[service].run_command(local)
-        event = Message(outcome.type, saga_id, {"order": order, "detail": outcome.payload["detail"]},
-                        {"saga_id": saga_id, "step": reaction.step,
-                         "direction": reaction.direction, "attempt": str(attempt),
-                         "outcome": outcome.headers["outcome"], "service": service},
-                        outcome.timestamp, outcome.id)
-        self.broker.publish(events_topic(service), event)
+        # whoever subscribed, instead of a reply to an orchestrator: written to its outbox in
+        # that transaction, and published by its relay.
+        self.participants[service].run_command(local, answer=lambda outcome: Message(
+            outcome.type, saga_id, {"order": order, "detail": outcome.payload["detail"]},
+            {"saga_id": saga_id, "step": reaction.step, "direction": reaction.direction,
+             "attempt": str(attempt), "outcome": outcome.headers["outcome"],
+             "service": service}, outcome.timestamp, outcome.id))
 
     # -- what a notebook calls --------------------------------------------------------------
     def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:

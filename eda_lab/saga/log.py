@@ -1,16 +1,13 @@
-"""The saga log: where the orchestrator writes down every transition *before* it acts on it.
+"""The saga log: where the orchestrator writes down every transition, with the command it sends.
 
-An orchestrator is a process, and processes die. What makes a saga survive that is this
-order of work, the same as the transactional outbox's:
-
-1. record the transition (``step_succeeded`` + ``step_sent`` for the next step) in one local
-   transaction in the orchestrator's own database;
-2. only then act on it (publish the next command).
-
-A crash between 1 and 2 leaves a log that says "sent" for a command nobody sent; on restart
-the orchestrator reads every unfinished saga and sends the command again. The participant
-already deduplicates commands, so "again" is harmless. A crash before 1 loses nothing
-either: the reply was not committed on the broker, so it is delivered again.
+An orchestrator is a process, and processes die. What makes a saga survive that is the
+transactional outbox of notebook 04, used by the orchestrator itself: the transition
+(``step_succeeded`` + ``step_sent`` for the next step) and the next command (a row of the
+orchestrator's outbox) are written in ONE local transaction in its own database, and a relay
+publishes the command. There is no moment where one exists without the other. A crash before
+the commit loses nothing either: the reply was not committed on the broker, so it is
+delivered again. (``recovery="resend-all"`` records first and publishes after: see
+:mod:`eda_lab.saga.orchestrator` for what that costs.)
 
 Two tables: ``sagas`` holds the current state of each saga (one row, updated), ``saga_log``
 the history of transitions (append-only). They are written in the same transaction, so the
@@ -63,13 +60,13 @@ LOG = "saga_log"
 
 _SAGA_COLUMNS = ("saga_id", "definition", "order_id", "payload", "status", "step", "direction",
                  "attempt", "tries", "command_id", "awaiting", "deadline_ms", "plan", "reason",
-                 "started_ms", "updated_ms")
+                 "started_ms", "updated_ms", "since_ms")
 _SELECT = f"SELECT {', '.join(_SAGA_COLUMNS)} FROM {SAGAS}"
 _INSERT_SAGA = (f"INSERT INTO {SAGAS} ({', '.join(_SAGA_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_SAGA_COLUMNS))})")
 _UPDATE_SAGA = (f"UPDATE {SAGAS} SET status=?, step=?, direction=?, attempt=?, tries=?, "
-                "command_id=?, awaiting=?, deadline_ms=?, plan=?, reason=?, updated_ms=? "
-                "WHERE saga_id=?")
+                "command_id=?, awaiting=?, deadline_ms=?, plan=?, reason=?, updated_ms=?, "
+                "since_ms=? WHERE saga_id=?")
 _INSERT_LOG = (f"INSERT INTO {LOG} (saga_id, time_ms, transition, step, attempt, command_id, "
                "detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
 
@@ -100,6 +97,7 @@ class SagaState(NamedTuple):
     reason: str = ""
     started_ms: float = 0.0
     updated_ms: float = 0.0
+    since_ms: float = 0.0   # when the current command was first sent (its retry budget starts)
 
     @property
     def finished(self) -> bool:
@@ -150,7 +148,7 @@ class SagaLog:
                 "saga_id": str, "definition": str, "order_id": str, "payload": str,
                 "status": str, "step": int, "direction": str, "attempt": int, "tries": int,
                 "command_id": str, "awaiting": int, "deadline_ms": float, "plan": str,
-                "reason": str, "started_ms": float, "updated_ms": float,
+                "reason": str, "started_ms": float, "updated_ms": float, "since_ms": float,
             }, pk="saga_id")
             db[SAGAS].create_index(["status"])
             db[SAGAS].create_index(["order_id"])
@@ -161,35 +159,44 @@ class SagaLog:
             }, pk="seq")
             db[LOG].create_index(["saga_id"])
 
-    # -- writing (each call is one local transaction) ------------------------------------
-    def begin(self, state: SagaState, transitions: Iterable[Transition], now: float) -> None:
-        """Create a saga and write its first transitions, in one transaction.
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, conn, state: SagaState, transitions: Iterable[Transition], now: float, *,
+              new: bool = False) -> None:
+        """Write the saga's state and the transitions that led to it, with ``conn``, inside
+        the caller's transaction (the orchestrator adds its command to the same one).
 
-        Raises ``ValueError`` if a saga with this id exists (nothing is overwritten).
+        ``new``: the saga is created; refused with ``ValueError`` if its id is taken (nothing
+        is overwritten).
         """
-        with transaction(self.db) as conn:
+        if new:
             if conn.execute(f"SELECT 1 FROM {SAGAS} WHERE saga_id=?",
                             (state.saga_id,)).fetchone():
                 raise ValueError(f"saga_id {state.saga_id!r} is already in the saga log; "
                                  "pick another id (or leave it out to get a fresh one)")
             conn.execute(_INSERT_SAGA, self._row(state, now))
-            conn.executemany(_INSERT_LOG, [(state.saga_id, now, *t) for t in transitions])
+        else:
+            conn.execute(_UPDATE_SAGA, (
+                state.status, state.step, state.direction, state.attempt, state.tries,
+                state.command_id, int(state.awaiting), state.deadline_ms,
+                json.dumps(list(state.plan)), state.reason, now, state.since_ms, state.saga_id))
+        conn.executemany(_INSERT_LOG, [(state.saga_id, now, *t) for t in transitions])
+
+    def begin(self, state: SagaState, transitions: Iterable[Transition], now: float) -> None:
+        """Create a saga and write its first transitions, in one transaction."""
+        with transaction(self.db) as conn:
+            self.write(conn, state, transitions, now, new=True)
 
     def record(self, state: SagaState, transitions: Iterable[Transition], now: float) -> None:
         """Write the saga's new state and the transitions that led to it, in one transaction."""
         with transaction(self.db) as conn:
-            conn.execute(_UPDATE_SAGA, (
-                state.status, state.step, state.direction, state.attempt, state.tries,
-                state.command_id, int(state.awaiting), state.deadline_ms,
-                json.dumps(list(state.plan)), state.reason, now, state.saga_id))
-            conn.executemany(_INSERT_LOG, [(state.saga_id, now, *t) for t in transitions])
+            self.write(conn, state, transitions, now)
 
     @staticmethod
     def _row(state: SagaState, now: float) -> tuple:
         return (state.saga_id, state.definition, state.order_id, json.dumps(state.payload),
                 state.status, state.step, state.direction, state.attempt, state.tries,
                 state.command_id, int(state.awaiting), state.deadline_ms,
-                json.dumps(list(state.plan)), state.reason, now, now)
+                json.dumps(list(state.plan)), state.reason, now, now, state.since_ms)
 
     # -- reading ------------------------------------------------------------------------
     def get(self, saga_id: str) -> SagaState | None:

@@ -7,30 +7,40 @@ It is plain, synchronous code with four entry points, each a complete reaction:
 * ``on_deadline(saga_id)``: a reply deadline passed (a **timeout**) or a backoff ended;
 * ``recover()``: after a restart, pick up every unfinished saga from the saga log.
 
-Every reaction first **records** the transition in the saga log (one local transaction), then
-**acts** (publishes the next command). That order is what makes a crash harmless, see
-:mod:`eda_lab.saga.log`. The orchestrator keeps nothing in memory that matters: it reads the
-saga's state from the log each time, so a fresh instance after a crash knows everything.
+Every reaction is **one local transaction** in the orchestrator's own database: the
+transition goes into the saga log, and the command it decides on goes into the
+orchestrator's **outbox**, together (notebook 04's outbox, used by the orchestrator itself: a
+relay publishes the command). So a crash can never leave a transition recorded and its
+command unsent, or a command sent for a transition that was never recorded. The deadline of
+each reply is stored with the saga, so a restarted orchestrator only re-arms its timers; it
+re-sends nothing, and a deadline that passes re-sends just that saga's command, with the same
+command id (the participant answers a duplicate with its stored reply). This is what
+Eventuate Tram Sagas, Debezium's saga example, MassTransit and NServiceBus do, and Temporal's
+durable timers.
+
+``recovery="resend-all"`` keeps the course's first orchestrator for comparison: it records,
+then publishes the command itself (the database-then-broker dual write of notebook 03), and to
+cover the lost sends it re-sends the command of every open saga the moment it restarts. At a
+high crash rate those re-sends feed new crashes: notebook 07 shows the storm and its cure.
 
 What it does when things go wrong:
 
-=================================  ===========================================================
-a step is refused, before or at    compensations of the completed steps, in reverse order;
-the pivot (a business failure)     the saga ends ``compensated``
-a retriable step is refused        sent again (a new attempt) after a backoff
-no reply before the deadline,      treated as a failure; the step's outcome is unknown, so it
-before the pivot                   is compensated too (the participant may have done it)
-no reply at or after the pivot     the same command is sent again after a backoff: the
-                                   participant answers a duplicate with its original reply
-the broker refuses a send          sent again after a backoff (a technical failure)
-a compensation fails or times out  retried with backoff
-retries run out                    the saga stops in ``needs_attention``: visible, never silent
-a duplicate or late reply          ignored: it does not match the command the saga waits for
-=================================  ===========================================================
+==================================  ==========================================================
+a step is refused, before or at     compensations of the completed steps, in reverse order;
+the pivot (a business failure)      the saga ends ``compensated``
+a retriable step is refused         a new attempt after a backoff (up to ``max_attempts``)
+no reply before the deadline        a **technical** failure: the same command again, after a
+(a timeout: the participant is      capped exponential backoff with jitter, for as long as
+down, slow, or its reply was lost)  ``retry_budget_ms`` lasts (a routine outage is ridden out)
+a compensation is refused           retried (up to ``max_attempts``); it must succeed
+retries run out                     the saga stops in ``needs_attention``: visible, never silent
+a duplicate or late reply           ignored: it does not match the command the saga waits for
+==================================  ==========================================================
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,9 +48,10 @@ import sqlite_utils
 
 from .. import _validate as check
 from ..broker import Broker, BrokerUnavailable
-from ..db import open_db
+from ..db import open_db, transaction
 from ..faults import crash_point
-from ..messages import Message, command
+from ..messages import command
+from ..outbox.table import create_outbox, encode_payload, write_event
 from .commands import MAX_ATTEMPTS, check_order, command_id, commands_topic, replies_topic
 from .definition import SagaDefinition
 from .log import (
@@ -62,16 +73,24 @@ BEFORE_RECORD = crash_point(
     "on the broker, so it is delivered again after the restart")
 AFTER_RECORD = crash_point(
     "saga.after_record",
-    "the orchestrator recorded a transition and died before sending the command it decided "
-    "on: recovery sends it from the log")
+    "the orchestrator recorded a transition (with its command, in the outbox) and died before "
+    "committing the reply it reacted to: the reply comes again and is ignored as a duplicate. "
+    "(recovery='resend-all': died before sending the command; recovery re-sends it)")
 AFTER_SEND = crash_point(
     "saga.after_send",
-    "the orchestrator sent the next command and died before committing the reply it reacted "
-    "to: the reply comes again and is ignored as a duplicate")
+    "recovery='resend-all' only: the orchestrator published the next command itself and died "
+    "before committing the reply it reacted to: the reply comes again and is ignored")
 
+RECOVERIES = ("deadlines", "resend-all")
+COMMANDS_OUTBOX = "outbox"     # the orchestrator's outbox table, in the saga log's database
 REPLY_TIMEOUT_MS = 1_000.0
 RETRY_BACKOFF_MS = 200.0
 BACKOFF_FACTOR = 2.0
+MAX_BACKOFF_MS = 5_000.0       # a backoff never grows past this
+JITTER = 0.2                   # each backoff is drawn within +-20% (retries spread out)
+# Technical retries go on this long after a command was first sent: a participant that is
+# down for a minute (a deploy, a restart) is ridden out, and then a person is asked.
+RETRY_BUDGET_MS = 120_000.0
 _EPSILON_MS = 1e-6  # a timer fires at now + (deadline - now), which may round below deadline
 
 
@@ -79,20 +98,25 @@ Schedule = Callable[[str, float], None]
 
 
 def check_retry_options(reply_timeout_ms: float, retry_backoff_ms: float, backoff_factor: float,
-                        max_attempts: int) -> None:
+                        max_attempts: int, retry_budget_ms: float = RETRY_BUDGET_MS,
+                        max_backoff_ms: float = MAX_BACKOFF_MS) -> None:
     """Refuse timeouts and retry settings the orchestrator cannot work with, naming each."""
     check.ms("reply_timeout_ms", reply_timeout_ms)
     check.ms("retry_backoff_ms", retry_backoff_ms)
     check.number("backoff_factor", backoff_factor, minimum=1)
     check.count("max_attempts", max_attempts)
+    check.ms("retry_budget_ms", retry_budget_ms)
+    check.ms("max_backoff_ms", max_backoff_ms)
 
 
 class SagaOrchestrator:
     """Runs the sagas of one definition over a broker, recording every transition first.
 
     ``log`` is the saga log (a :class:`SagaLog`, or a database to keep it in; in-memory when
-    omitted). ``schedule(saga_id, at_ms)``, if given, is called whenever a saga gets a new
-    deadline, so a runner can call :meth:`on_deadline` then; without it, call :meth:`tick`.
+    omitted); the orchestrator's outbox is a table in the same database. ``schedule(saga_id,
+    at_ms)``, if given, is called whenever a saga gets a new deadline, so a runner can call
+    :meth:`on_deadline` then; without it, call :meth:`tick`. ``recovery`` is ``"deadlines"``
+    (commands through the outbox, durable deadlines) or ``"resend-all"`` (see the module doc).
     """
 
     def __init__(self, definition: SagaDefinition, broker: Broker,
@@ -100,20 +124,27 @@ class SagaOrchestrator:
                  reply_timeout_ms: float = REPLY_TIMEOUT_MS,
                  retry_backoff_ms: float = RETRY_BACKOFF_MS,
                  backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS,
+                 retry_budget_ms: float = RETRY_BUDGET_MS,
+                 max_backoff_ms: float = MAX_BACKOFF_MS, recovery: str = "deadlines",
                  schedule: Schedule | None = None, name: str = "orchestrator"):
         if not isinstance(definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
-        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
+        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts,
+                            retry_budget_ms, max_backoff_ms)
+        self.recovery = check.one_of("recovery", recovery, RECOVERIES)
         self.definition = definition
         self.broker = broker
         self.clock = broker.clock
         if log is None:
             log = open_db()
         self.log = log if isinstance(log, SagaLog) else SagaLog(log)
+        create_outbox(self.log.db, COMMANDS_OUTBOX)
         self.reply_timeout_ms = float(reply_timeout_ms)
         self.retry_backoff_ms = float(retry_backoff_ms)
         self.backoff_factor = float(backoff_factor)
         self.max_attempts = max_attempts
+        self.retry_budget_ms = float(retry_budget_ms)
+        self.max_backoff_ms = float(max_backoff_ms)
         self.schedule = schedule
         self.name = name
         steps = definition.steps
@@ -121,10 +152,9 @@ class SagaOrchestrator:
         self._index = {s.name: i for i, s in enumerate(steps)}
         self._last = len(steps) - 1
         pivot = definition.pivot_index
-        # A step may still turn the saga back when it fails: every step before the pivot, and
-        # the pivot itself (a refusal there is the "no-go").
+        # A refusal may still turn the saga back at every step before the pivot, and at the
+        # pivot itself (a refusal there is the "no-go").
         self._may_turn_back = [pivot is None or i <= pivot for i in range(len(steps))]
-        self._before_pivot = [pivot is None or i < pivot for i in range(len(steps))]
         self._topics = {s.participant: commands_topic(s.participant) for s in steps}
         for topic in self._topics.values():
             broker.create_topic(topic)
@@ -134,6 +164,7 @@ class SagaOrchestrator:
         # Sagas this instance knows are unfinished (filled by start and recover): lets a runner
         # tell when it is done without a query per event.
         self.open: set[str] = set()
+        self.resent = 0   # commands re-sent by recovery (resend-all only)
 
     # -- the four entry points -------------------------------------------------------------
     def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:
@@ -148,14 +179,13 @@ class SagaOrchestrator:
                           payload=dict(order), status=RUNNING, step=0, direction=FORWARD,
                           attempt=1, tries=1, command_id=cid, awaiting=True,
                           deadline_ms=now + self.reply_timeout_ms, started_ms=now,
-                          updated_ms=now)
+                          updated_ms=now, since_ms=now)
         transitions = [Transition("started", detail=f"for {order_id}"),
                        Transition("step_sent", first.name, 1, cid, first.action)]
-        self.log.begin(state, transitions, now)
-        self._after_record(state, transitions, now)
+        self._act(state, transitions, now, new=True)
         return saga_id
 
-    def on_reply(self, reply: Message) -> str:
+    def on_reply(self, reply) -> str:
         """React to a participant's reply; returns the last transition, or 'ignored'."""
         now = self.clock.now
         faults = self.broker.faults
@@ -182,8 +212,7 @@ class SagaOrchestrator:
             else:
                 transitions = [Transition("step_failed", step.name, state.attempt, wanted, detail)]
                 if self._may_turn_back[state.step]:
-                    new = self._turn_back(state, detail, transitions, now,
-                                          include_current=False)
+                    new = self._turn_back(state, detail, transitions, now)
                 else:
                     new = self._next_attempt(state, detail, transitions, now)
         elif succeeded:
@@ -197,7 +226,7 @@ class SagaOrchestrator:
         return self._act(new, transitions, now)
 
     def on_deadline(self, saga_id: str) -> str | None:
-        """A deadline passed: resend after a backoff, or handle a reply timeout.
+        """A deadline passed: send again after a backoff, or handle a reply timeout.
 
         Returns the last transition, or None when nothing was due (a stale timer).
         """
@@ -208,7 +237,7 @@ class SagaOrchestrator:
             return None
         step = self._steps[state.step]
         forward = state.direction == FORWARD
-        if not state.awaiting:  # a backoff ended: send (again)
+        if not state.awaiting:  # a backoff ended: send (again), the same command id
             new = state.but(awaiting=True, deadline_ms=now + self.reply_timeout_ms)
             transitions = [Transition("step_sent" if forward else "compensation_sent", step.name,
                                       state.attempt, state.command_id,
@@ -217,35 +246,43 @@ class SagaOrchestrator:
         why = f"no reply within {self.reply_timeout_ms:g} ms"
         transitions = [Transition("step_timed_out" if forward else "compensation_timed_out",
                                   step.name, state.attempt, state.command_id, why)]
-        if forward and self._before_pivot[state.step]:
-            # Outcome unknown: undo this step as well (undoing what never happened is a no-op).
-            new = self._turn_back(state, f"{step.name}: {why}", transitions, now,
-                                  include_current=True)
-        else:
-            new = self._resend_later(state, why, transitions, now)
-        return self._act(new, transitions, now)
+        return self._act(self._resend_later(state, why, transitions, now), transitions, now)
 
     def recover(self) -> list[str]:
         """Resume every unfinished saga of this definition from the log; their ids.
 
-        A saga waiting for a reply gets its command sent again (it may never have left: the
-        crash may have come between recording and sending); one waiting out a backoff gets
-        its timer back.
+        ``recovery="deadlines"``: each saga's stored deadline is armed again; nothing is sent
+        (every command the log says was sent is in the outbox, on its way). ``"resend-all"``:
+        the command of every saga waiting for a reply is sent again at once (it may never have
+        left: the crash may have come between recording and sending).
         """
-        resumed = []
+        resumed, rearmed = [], []
+        now = self.clock.now
         for state in self.log.unfinished(self.definition.name):
-            now = self.clock.now
             self.open.add(state.saga_id)
             step = self._steps[state.step]
-            if state.awaiting:
-                new = state.but(deadline_ms=now + self.reply_timeout_ms)
-                detail = f"sends {self._command_type(state)} again"
+            if self.recovery == "deadlines" or not state.awaiting:
+                if self.schedule is not None and state.deadline_ms is not None:
+                    self.schedule(state.saga_id, state.deadline_ms)
+                what = "reply" if state.awaiting else "backoff"
+                rearmed.append((state, Transition(
+                    "resumed", step.name, state.attempt, state.command_id,
+                    f"the {what} deadline at {state.deadline_ms:g} ms is armed again")))
             else:
-                new = state
-                detail = f"waits until {state.deadline_ms:g} ms to send {self._command_type(state)}"
-            self._act(new, [Transition("resumed", step.name, state.attempt, state.command_id,
-                                       detail)], now)
+                new = state.but(deadline_ms=now + self.reply_timeout_ms)
+                self.resent += 1
+                self._act(new, [Transition("resumed", step.name, state.attempt,
+                                           state.command_id,
+                                           f"sends {self._command_type(state)} again")], now)
             resumed.append(state.saga_id)
+        if rearmed:  # written down, one transaction for all: the history shows the restart
+            with transaction(self.log.db) as conn:
+                for state, t in rearmed:
+                    self.log.write(conn, state, [t], now)
+            if self.broker.trace.enabled:
+                for state, t in rearmed:
+                    self.broker.trace.add(now, "saga", self.name, None, None, None, state.saga_id,
+                                          t.command_id, None, f"resumed {t.step}: {t.detail}")
         return resumed
 
     def tick(self) -> list[str]:
@@ -269,6 +306,11 @@ class SagaOrchestrator:
         return f"saga-{(row[0] or 0) + 1:04d}"
 
     # -- deciding the next state -----------------------------------------------------------
+    def _sent(self, state: SagaState, now: float, **changes: Any) -> SagaState:
+        """The state of a saga that sends a new command now (a step, an attempt, an undo)."""
+        return state.but(tries=1, awaiting=True, deadline_ms=now + self.reply_timeout_ms,
+                         since_ms=now, **changes)
+
     def _forward_from(self, state: SagaState, index: int, transitions: list,
                       now: float) -> SagaState:
         if index > self._last:
@@ -277,14 +319,12 @@ class SagaOrchestrator:
         step = self._steps[index]
         cid = command_id(state.saga_id, step.name, FORWARD, 1)
         transitions.append(Transition("step_sent", step.name, 1, cid, step.action))
-        return state.but(step=index, attempt=1, tries=1, command_id=cid, awaiting=True,
-                         deadline_ms=now + self.reply_timeout_ms)
+        return self._sent(state, now, step=index, attempt=1, command_id=cid)
 
     def _turn_back(self, state: SagaState, reason: str, transitions: list[Transition],
-                   now: float, *, include_current: bool) -> SagaState:
-        """Start compensating: the completed steps (and the current one, if its outcome is
-        unknown) that have a compensation, last first."""
-        undo = self.definition.compensation_order(state.step, include_failed=include_current)
+                   now: float) -> SagaState:
+        """Start compensating: the completed steps that have a compensation, last first."""
+        undo = self.definition.compensation_order(state.step)
         plan = tuple(self._index[s.name] for s in undo)
         state = state.but(reason=reason)
         if plan:
@@ -302,12 +342,15 @@ class SagaOrchestrator:
         step = self._steps[index]
         cid = command_id(state.saga_id, step.name, BACKWARD, 1)
         transitions.append(Transition("compensation_sent", step.name, 1, cid, step.compensation))
-        return state.but(status=COMPENSATING, direction=BACKWARD, step=index, plan=rest, attempt=1,
-                         tries=1, command_id=cid, awaiting=True,
-                         deadline_ms=now + self.reply_timeout_ms)
+        return self._sent(state, now, status=COMPENSATING, direction=BACKWARD, step=index,
+                          plan=rest, attempt=1, command_id=cid)
 
-    def _backoff(self, n: int) -> float:
-        return self.retry_backoff_ms * self.backoff_factor ** (n - 1)
+    def _backoff(self, state: SagaState, n: int) -> float:
+        """The wait before try or attempt ``n + 1``: exponential, capped, with a jitter drawn
+        from the saga's id, so a run repeats and sagas that failed together spread out."""
+        wait = min(self.max_backoff_ms, self.retry_backoff_ms * self.backoff_factor ** (n - 1))
+        spread = random.Random(f"{state.saga_id}:{state.command_id}:{n}").uniform(-JITTER, JITTER)
+        return round(wait * (1 + spread), 1)
 
     def _next_attempt(self, state: SagaState, why: str, transitions: list, now: float) -> SagaState:
         """A refused command that must not turn the saga back: a new attempt after a backoff."""
@@ -317,18 +360,21 @@ class SagaOrchestrator:
         attempt = state.attempt + 1
         step = self._steps[state.step]
         cid = command_id(state.saga_id, step.name, state.direction, attempt)
-        wait = self._backoff(state.attempt)
+        wait = self._backoff(state, state.attempt)
         transitions.append(Transition("retry_scheduled", step.name, attempt, cid,
                                       f"attempt {attempt} in {wait:g} ms"))
         return state.but(attempt=attempt, tries=1, command_id=cid, awaiting=False,
-                         deadline_ms=now + wait)
+                         deadline_ms=now + wait, since_ms=now + wait)
 
     def _resend_later(self, state: SagaState, why: str, transitions: list, now: float) -> SagaState:
-        """No answer (a timeout, a refused send): the same command again after a backoff."""
-        if state.tries >= self.max_attempts:
-            return self._needs_attention(state, f"{state.tries} tries unanswered: {why}",
-                                         transitions)
-        wait = self._backoff(state.tries)
+        """No answer (a timeout, a refused send): the same command again after a backoff,
+        while the retry budget lasts (a technical failure goes away: the participant restarts,
+        the network heals)."""
+        wait = self._backoff(state, state.tries)
+        if now + wait - state.since_ms > self.retry_budget_ms:
+            return self._needs_attention(
+                state, f"{state.tries} tries in {now - state.since_ms:g} ms unanswered: {why}",
+                transitions)
         transitions.append(Transition("retry_scheduled", self._steps[state.step].name,
                                       state.attempt, state.command_id,
                                       f"try {state.tries + 1} in {wait:g} ms"))
@@ -344,16 +390,28 @@ class SagaOrchestrator:
         step = self._steps[state.step]
         return step.action if state.direction == FORWARD else step.compensation
 
-    # -- recording, then acting --------------------------------------------------------------
-    def _act(self, state: SagaState, transitions: list, now: float) -> str:
-        """Record the transitions and the new state (one transaction), then act on them."""
-        self.log.record(state, transitions, now)
-        self._after_record(state, transitions, now)
-        return transitions[-1].transition
+    def _command_headers(self, state: SagaState) -> dict[str, str]:
+        step = self._steps[state.step]
+        return {"saga_id": state.saga_id, "step": step.name, "direction": state.direction,
+                "attempt": str(state.attempt), "command_id": state.command_id,
+                "try": str(state.tries)}
 
-    def _after_record(self, state: SagaState, transitions: list, now: float) -> None:
-        trace = self.broker.trace
-        faults = self.broker.faults
+    # -- recording, then acting --------------------------------------------------------------
+    def _act(self, state: SagaState, transitions: list, now: float, new: bool = False) -> str:
+        """Record the transitions and the new state, with the command they decide on, in one
+        local transaction (``resend-all``: record, then publish the command); then arm the
+        deadline."""
+        sends = state.awaiting and not state.finished
+        with transaction(self.log.db) as conn:
+            self.log.write(conn, state, transitions, now, new=new)
+            if sends and self.recovery == "deadlines":
+                step = self._steps[state.step]
+                write_event(conn, id=f"{state.command_id}/try-{state.tries}",
+                            aggregatetype=step.participant, aggregateid=state.saga_id,
+                            type=self._command_type(state), payload=encode_payload(state.payload),
+                            created_at=now, headers=self._command_headers(state),
+                            table=COMMANDS_OUTBOX)
+        trace, faults = self.broker.trace, self.broker.faults
         if trace.enabled:
             for t in transitions:
                 what = t.transition if t.step is None else f"{t.transition} {t.step}"
@@ -366,35 +424,25 @@ class SagaOrchestrator:
             if self.schedule is not None and state.deadline_ms is not None:
                 self.schedule(state.saga_id, state.deadline_ms)
         faults.check(AFTER_RECORD, trace=trace, now=now, actor=self.name)
-        if state.awaiting and not state.finished:
+        if sends and self.recovery == "resend-all":
             self._send(state, now)
-        faults.check(AFTER_SEND, trace=trace, now=now, actor=self.name)
+            faults.check(AFTER_SEND, trace=trace, now=now, actor=self.name)
+        return transitions[-1].transition
 
     def _send(self, state: SagaState, now: float) -> None:
+        """resend-all only: publish the command, after the transaction (a dual write)."""
         step = self._steps[state.step]
-        message = command(
-            self._command_type(state), state.saga_id, state.payload,
-            headers={"saga_id": state.saga_id, "step": step.name, "direction": state.direction,
-                     "attempt": str(state.attempt)},
-            id=state.command_id, clock=self.clock)
+        message = command(self._command_type(state), state.saga_id, state.payload,
+                          headers=self._command_headers(state), id=state.command_id,
+                          clock=self.clock)
         try:
             self.broker.publish(self._topics[step.participant], message)
         except BrokerUnavailable as error:
-            self._send_failed(state, str(error), now)
-
-    def _send_failed(self, state: SagaState, error: str, now: float) -> None:
-        """The broker refused the command: a technical failure, retried with backoff."""
-        step = self._steps[state.step]
-        transitions = [Transition("send_failed", step.name, state.attempt, state.command_id,
-                                  error)]
-        if (state.tries >= self.max_attempts and state.direction == FORWARD
-                and self._before_pivot[state.step]):
-            new = self._turn_back(state, f"{step.name}: the broker refused {state.tries} sends",
-                                  transitions, now, include_current=True)
-        else:
-            new = self._resend_later(state, "the broker refused the send", transitions, now)
-        self._act(new, transitions, now)
+            transitions = [Transition("send_failed", step.name, state.attempt, state.command_id,
+                                      str(error))]
+            self._act(self._resend_later(state, "the broker refused the send", transitions,
+                                         now), transitions, now)
 
     def __repr__(self) -> str:
         return (f"SagaOrchestrator({self.definition.name!r}, open={len(self.open)}, "
-                f"reply_timeout_ms={self.reply_timeout_ms:g})")
+                f"recovery={self.recovery!r}, reply_timeout_ms={self.reply_timeout_ms:g})")

@@ -5,11 +5,16 @@ it: the business check, the effect, and the reply it will send all commit togeth
 at all. That is all a saga asks of a service; there is no transaction across services.
 
 A participant must be **idempotent**, because commands arrive more than once: the broker
-redelivers after a crash, and the orchestrator sends a command again after a timeout or a
-restart. The reply is stored in the ``replies`` table under the command's id, in the same
-transaction as the effect (the inbox of notebook 04, keeping the reply too). A duplicate
-finds its id there: no second effect, and the *original* reply (same id, same words, same
-time) goes out again, so the orchestrator learns what really happened the first time.
+redelivers after a crash, and the orchestrator sends a command again after a timeout. The
+reply is stored in the ``replies`` table under the command's id, in the same transaction as
+the effect (the inbox of notebook 04, keeping the reply too). A duplicate finds its id there:
+no second effect, and the *original* reply (same words, same time) goes out again, so the
+orchestrator learns what really happened the first time.
+
+The reply goes out through the participant's own **outbox** (the table ``saga_outbox``),
+written in that same transaction; a relay publishes it. Replying straight to the broker after
+the commit would be the dual write of notebook 03: a crash in between would leave the effect
+done and nobody told.
 
 Compensations must also be safe when they arrive before (or instead of) the action they undo:
 after a reply timeout the orchestrator compensates a step whose outcome it does not know.
@@ -33,8 +38,9 @@ import sqlite_utils
 from ..broker import Broker
 from ..db import open_db, transaction
 from ..faults import crash_point
-from ..messages import Message
+from ..messages import Message, thaw_json
 from ..orders import APPROVED, PENDING, PLACED, REJECTED, create_orders_table
+from ..outbox.table import create_outbox, write_event
 from .commands import commands_topic, replies_topic
 
 SUCCEED = "succeed"
@@ -56,6 +62,7 @@ UNDONE = "undone"      # the action happened and was compensated (or was cancell
 NONE = "none"          # no trace of the action
 
 REPLIES = "replies"
+SAGA_OUTBOX = "saga_outbox"   # what a participant says back (its replies), sent by a relay
 
 
 class Refused(Exception):  # noqa: N818 - a refusal is a business answer, not a program error
@@ -103,6 +110,8 @@ class Participant:
                  outcomes: Mapping[str, Any] | None = None):
         self.broker = broker
         self.db = db if db is not None else open_db()
+        self.outbox_table = SAGA_OUTBOX
+        create_outbox(self.db, SAGA_OUTBOX)
         self.topic = commands_topic(self.name)
         self.reply_topic = replies_topic(self.name)
         broker.create_topic(self.topic)
@@ -152,34 +161,37 @@ class Participant:
         return script[attempt - 1]
 
     def on_command(self, command: Message) -> Message | None:
-        """Run ``command`` as one local transaction and send the reply (returned too).
+        """Run ``command`` as one local transaction, its reply written to this service's outbox
+        in that transaction (a relay sends it); returns the reply.
 
         Returns None when the script made the reply get lost ("time out").
         """
-        reply = self.run_command(command)
-        if reply is not None:
-            self.broker.publish(self.reply_topic, reply)
-        return reply
+        return self.run_command(command, answer=lambda reply: reply)
 
-    def run_command(self, command: Message) -> Message | None:
-        """The local transaction of ``command``: the effect and its stored reply, committed
-        together; returns the reply to send (None when the script says it gets lost).
+    def run_command(self, command: Message,
+                    answer: Callable[[Message], Message | None] | None = None) -> Message | None:
+        """The local transaction of ``command``: the effect, its stored reply and what the
+        service says about it, committed together; returns the reply (None when the script
+        says it gets lost).
 
-        A duplicate (its command id is in ``replies``) changes nothing and returns the stored
-        reply. What a handler asked to do once the transaction has committed
+        ``answer(reply)`` is the message to write to the outbox in the transaction: the reply
+        itself for an orchestrator, an event for a choreography; None writes nothing. A
+        duplicate (its command id is in ``replies``) changes nothing and answers with the
+        stored reply. What a handler asked to do once the transaction has committed
         (:meth:`after_commit`) runs before this returns.
         """
         broker = self.broker
         now = broker.clock.now
         faults = broker.faults
         saga_id = command.headers.get("saga_id", command.key)
+        cid = command.headers.get("command_id", command.id)
         outcome = self.scripted(command.type, int(command.headers.get("attempt", "1")))
         duplicate = False
         self._after_commit.clear()
         with transaction(self.db) as conn:
             stored = conn.execute(f"SELECT outcome, detail, replied_ms FROM {REPLIES} "
-                                  "WHERE command_id=?", (command.id,)).fetchone()
-            if stored is not None:  # the same reply as the first time: same id, same words
+                                  "WHERE command_id=?", (cid,)).fetchone()
+            if stored is not None:  # the same reply as the first time: same words, same time
                 duplicate = True
                 reply = self._reply(command, saga_id, stored[0] == "succeeded", stored[1],
                                     stored[2])
@@ -189,8 +201,16 @@ class Participant:
                 conn.execute(
                     f"INSERT INTO {REPLIES} (command_id, saga_id, command_type, reply_type, "
                     "outcome, detail, replied_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (command.id, saga_id, command.type, reply.type, reply.headers["outcome"],
+                    (cid, saga_id, command.type, reply.type, reply.headers["outcome"],
                      detail, now))
+            said = None
+            if answer is not None and (duplicate or outcome != TIME_OUT):
+                said = answer(reply)
+            if said is not None:
+                write_event(conn, id=said.id, aggregatetype=self.name, aggregateid=said.key,
+                            type=said.type, payload=thaw_json(said.payload),
+                            created_at=said.timestamp, headers=dict(said.headers),
+                            table=self.outbox_table, ignore_duplicate=True)
             faults.check(BEFORE_COMMIT, trace=broker.trace, now=now, actor=self.name)
         faults.check(AFTER_COMMIT, trace=broker.trace, now=now, actor=self.name)
         for action in self._after_commit:  # a crash above leaves them undone
@@ -241,7 +261,7 @@ class Participant:
         success, failure = self.reply_types(command.type)
         return Message(
             success if ok else failure, command.key, {"detail": detail},
-            {"saga_id": saga_id, "command_id": command.id,
+            {"saga_id": saga_id, "command_id": command.headers.get("command_id", command.id),
              "outcome": "succeeded" if ok else "failed", "participant": self.name},
             replied_ms, f"{command.id}/reply")
 

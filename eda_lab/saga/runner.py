@@ -32,15 +32,21 @@ from ..consumer import ConsumerWorker
 from ..db import open_db
 from ..faults import Crash, FaultPlan, as_fault_plan, check_outages
 from ..messages import Message
+from ..outbox.relay import RELAYS, STREAM_LATENCY_MS, Relay, make_relay
 from ..trace import Trace, TraceRecord
 from .checks import saga_problems
+from .commands import commands_topic
 from .definition import SagaDefinition, create_order_saga
 from .log import SagaLog
 from .orchestrator import (
     BACKOFF_FACTOR,
+    COMMANDS_OUTBOX,
     MAX_ATTEMPTS,
+    MAX_BACKOFF_MS,
+    RECOVERIES,
     REPLY_TIMEOUT_MS,
     RETRY_BACKOFF_MS,
+    RETRY_BUDGET_MS,
     SagaOrchestrator,
     check_retry_options,
 )
@@ -51,6 +57,33 @@ RESTART_AFTER_MS = 300.0   # how long a crashed service stays down
 REDELIVERY_MS = 50.0       # how soon a consumer polls again after a lost or held delivery
 LOG_FILE = "saga_log.db"
 RETRY_FOREVER = 1_000_000  # a reply the broker refused is sent again until it goes out
+RELAY_POLL_MS = 50.0       # how often a polling relay of a saga service reads its outbox
+RELAY_BATCH_SIZE = 20      # ... and how much at a time (it reads on at once after a full one)
+CRASH_LOOP = 20            # crashes in a row at one point, with nothing done: a crash loop
+MAX_RUN_MS = 3_600_000.0   # run() gives up after an hour of simulated time
+MAX_RESTARTS = 10_000      # ... or this many restarts
+
+# What a crash loop at each point means, in words (run() says it when it stops).
+_LOOPS = {
+    "saga.before_record": "so it can never record a transition",
+    "saga.after_record": "right after each transition it records, so it never acknowledges "
+                         "a reply",
+    "saga.after_send": "right after each command it sends, so it never acknowledges a reply",
+    "saga.participant_before_commit": "inside its local transaction, so it never commits a "
+                                      "command",
+    "saga.participant_after_commit": "after each commit, before acknowledging the command, so "
+                                     "the same command comes back for ever",
+}
+
+
+class RunStopped(RuntimeError):  # noqa: N818 - reads as what happened
+    """A saga run that could not finish: a crash loop, or a bound on time or restarts."""
+
+
+def crash_loop_message(service: str, point: str | None, times: int) -> str:
+    why = _LOOPS.get(point or "", "so it makes no progress")
+    return (f"crash loop: the {service} crashed at {point} {times} times in a row, {why}; "
+            f"the run stopped (lower that fault, or give it a count such as {{{point!r}: 1}})")
 
 
 class OrchestratorDown(RuntimeError):  # noqa: N818 - reads as a state, like BrokerUnavailable
@@ -87,6 +120,7 @@ class ServiceProcess:
         self.wake_at: float | None = None
         self.up = True
         self.crashes = 0
+        self.crash_streak: tuple[str | None, int] = (None, 0)  # crashes in a row, at one point
         for topic in topics:  # long poll: a message sent to it wakes it (after the hop)
             runner.broker.on_publish(topic, self.ring)
 
@@ -109,9 +143,11 @@ class ServiceProcess:
         handled = worker.handled
         try:
             done = worker.poll_once()
-        except Crash:
-            runner.crashed(self)
+        except Crash as crash:
+            runner.crashed(self, crash.point)
             return
+        if done or worker.handled > handled:
+            self.crash_streak = (None, 0)   # it got something done: no crash loop
         if done or worker.handled > handled or worker.waiting or worker.down:
             runner.actions += 1
         wait = worker.wait_ms()
@@ -144,7 +180,8 @@ class ServiceHost:
                  restart_after_ms: float, redelivery_ms: float,
                  participant_dbs: Callable[[], Mapping[str, sqlite_utils.Database]] = dict,
                  check_script: Callable[[dict], None] | None = None,
-                 own_parts: tuple[str, ...] = ()):
+                 own_parts: tuple[str, ...] = (), relay: str = "log-tailing",
+                 relay_poll_ms: float = RELAY_POLL_MS):
         self.definition = definition if definition is not None else create_order_saga()
         if not isinstance(self.definition, SagaDefinition):
             raise TypeError(f"definition must be a SagaDefinition, got {type(definition).__name__}")
@@ -154,6 +191,8 @@ class ServiceHost:
         if broker is not None and faults is not None:
             raise ValueError("pass faults to the Broker you give, or let the runner make the "
                              "broker; not both")
+        self.relay_kind = check.one_of("relay", relay, RELAYS)
+        self.relay_poll_ms = check.ms("relay_poll_ms", relay_poll_ms)
         self.script = check_outcomes(outcomes, list(self.definition.commands))
         if check_script is not None:  # the runner's own rule about outcomes
             check_script(self.script)
@@ -183,6 +222,8 @@ class ServiceHost:
         self.actions = 0          # things that happened (what step() waits for)
         self.restarts = 0
         self.processes: dict[str, ServiceProcess] = {}
+        self.relays: list[Relay] = []
+        self.crash_loop: str | None = None   # set when a process keeps crashing at one point
 
     def _check_participants(self) -> None:
         for name, participant in self.participants.items():
@@ -206,10 +247,29 @@ class ServiceHost:
         self.processes[name] = process
         return process
 
+    def _add_relay(self, db: sqlite_utils.Database, table: str, topic: Callable[[str], str] | str,
+                   name: str) -> Relay:
+        """The relay of one service's outbox (``self.relay_kind``), running on the clock."""
+        settings = {"stream_latency_ms": STREAM_LATENCY_MS} if self.relay_kind == "log-tailing" \
+            else {}
+        relay = make_relay(self.relay_kind, db, self.broker, table=table, topic=topic, name=name,
+                           poll_interval_ms=self.relay_poll_ms, cleanup="delete",
+                           batch_size=RELAY_BATCH_SIZE, read_on_full=True,
+                           restart_after_ms=self.restart_after_ms, **settings)
+        relay.start()
+        self.relays.append(relay)
+        return relay
+
     # -- crashes and restarts --------------------------------------------------------------
-    def crashed(self, process: ServiceProcess) -> None:
-        """``process`` died: it stops, forgets what it did not commit, and restarts later."""
+    def crashed(self, process: ServiceProcess, point: str | None = None) -> None:
+        """``process`` died (at crash ``point``): it stops, forgets what it did not commit,
+        and restarts later. The same point :data:`CRASH_LOOP` times in a row, with nothing
+        done in between, is a crash loop: :meth:`run` stops and says so."""
         self.actions += 1
+        last, streak = process.crash_streak
+        process.crash_streak = (point, streak + 1 if point == last else 1)
+        if process.crash_streak[1] >= CRASH_LOOP and self.crash_loop is None:
+            self.crash_loop = crash_loop_message(process.name, point, CRASH_LOOP)
         process.up = False
         process.wake_at = None
         process.crashes += 1
@@ -246,25 +306,47 @@ class ServiceHost:
         before_actions = self.actions
         before_trace = len(self.trace)
         clock = self.clock
-        while self.actions == before_actions:
+        while self.actions == before_actions and self.busy:  # (a relay's idle polls go on)
             if not clock.step():
                 break
         return self.trace.tail(len(self.trace) - before_trace)
 
     @property
     def busy(self) -> bool:
-        """True while a message is on its way to a service or a service is down."""
-        return any(p.wake_at is not None or not p.up for p in self.processes.values())
+        """True while a message is on its way to a service or a service (or relay) is down."""
+        return (any(p.wake_at is not None or not p.up for p in self.processes.values())
+                or any(relay.busy for relay in self.relays))
 
-    def run(self, until_ms: float | None = None) -> None:
-        """Run until every saga is finished and nothing is in flight (or until ``until_ms``)."""
+    def run(self, until_ms: float | None = None, *, max_ms: float = MAX_RUN_MS,
+            max_restarts: int = MAX_RESTARTS) -> None:
+        """Run until every saga is finished and nothing is in flight (or until ``until_ms``).
+
+        Never for ever: a run stops with :class:`RunStopped`, saying why, after ``max_ms`` of
+        simulated time or ``max_restarts`` restarts, or at once when a process crashes at the
+        same point again and again (a crash loop: no restart can get it past that point).
+        """
         clock = self.clock
-        if until_ms is not None and until_ms < clock.now:
-            raise ValueError(f"until_ms ({until_ms}) is before now ({clock.now:g} ms)")
+        if until_ms is not None:
+            check.ms("until_ms", until_ms, positive=False)
+            if until_ms < clock.now:
+                raise ValueError(f"until_ms ({until_ms}) is before now ({clock.now:g} ms)")
+        check.ms("max_ms", max_ms)
+        check.count("max_restarts", max_restarts, minimum=0)
+        stop_at, restarts = clock.now + max_ms, self.restarts
         while self.busy:
+            if self.crash_loop is not None:
+                raise RunStopped(self.crash_loop)
+            if self.restarts - restarts > max_restarts:
+                raise RunStopped(f"stopped after {max_restarts} restarts at "
+                                 f"t={clock.now:g} ms: the services keep crashing; lower the "
+                                 "crash rate, or pass max_restarts to run on")
             next_at = clock.next_event_at()
             if next_at == float("inf") or (until_ms is not None and next_at > until_ms):
                 break
+            if next_at > stop_at:
+                raise RunStopped(f"stopped at t={clock.now:g} ms: {max_ms:g} ms of simulated "
+                                 "time passed and the sagas are not finished (pass max_ms to "
+                                 "wait longer)")
             clock.step()
 
     # -- reading the outcome -----------------------------------------------------------------
@@ -314,9 +396,13 @@ class SagaRunner(ServiceHost):
                  redelivery_ms: float = REDELIVERY_MS, reply_timeout_ms: float = REPLY_TIMEOUT_MS,
                  retry_backoff_ms: float = RETRY_BACKOFF_MS,
                  backoff_factor: float = BACKOFF_FACTOR, max_attempts: int = MAX_ATTEMPTS,
-                 max_batch: int = 1):
+                 retry_budget_ms: float = RETRY_BUDGET_MS, max_backoff_ms: float = MAX_BACKOFF_MS,
+                 recovery: str = "deadlines", relay: str = "log-tailing",
+                 relay_poll_ms: float = RELAY_POLL_MS, max_batch: int = 1):
         check.count("max_batch", max_batch)
-        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts)
+        check_retry_options(reply_timeout_ms, retry_backoff_ms, backoff_factor, max_attempts,
+                            retry_budget_ms, max_backoff_ms)
+        check.one_of("recovery", recovery, RECOVERIES)
         if directory is not None and (not isinstance(directory, (str, Path)) or str(directory) == ""):
             raise ValueError(f"directory must be a folder for the databases (a path), or None to "
                              f"keep them in memory, got {directory!r}")
@@ -328,16 +414,24 @@ class SagaRunner(ServiceHost):
                          outcomes=outcomes, stock=stock, accounts=accounts,
                          latency_ms=latency_ms, restart_after_ms=restart_after_ms,
                          redelivery_ms=redelivery_ms, participant_dbs=self._participant_dbs,
-                         own_parts=("orchestrator",))
+                         own_parts=("orchestrator",), relay=relay, relay_poll_ms=relay_poll_ms)
         self._orchestrator_options = {
             "reply_timeout_ms": reply_timeout_ms, "retry_backoff_ms": retry_backoff_ms,
-            "backoff_factor": backoff_factor, "max_attempts": max_attempts}
+            "backoff_factor": backoff_factor, "max_attempts": max_attempts,
+            "retry_budget_ms": retry_budget_ms, "max_backoff_ms": max_backoff_ms,
+            "recovery": recovery}
         self._incarnation = 0     # the orchestrator's life; timers of a dead one do nothing
+        self.resent = 0           # commands re-sent by recoveries (recovery="resend-all")
         self._deadlines: dict[str, float] = {}
         self._log_db = self._open_log_db()
         self.orchestrator: SagaOrchestrator | None = self._new_orchestrator()
         self.log: SagaLog = self.orchestrator.log
+        # Every service says what it has to say through its own outbox, and a relay sends it:
+        # the orchestrator its commands (to each participant's topic), a participant its replies.
+        self._add_relay(self._log_db, COMMANDS_OUTBOX, commands_topic, "orchestrator-relay")
         for name, participant in self.participants.items():
+            self._add_relay(participant.db, participant.outbox_table, participant.reply_topic,
+                            f"{name}-relay")
             self._add_process(name, [participant.topic], participant.on_command, max_batch)
         self.orchestrator_process = self._add_process(
             self.orchestrator.name, self.orchestrator.reply_topics, self._on_reply, max_batch)
@@ -378,8 +472,8 @@ class SagaRunner(ServiceHost):
         try:
             if orchestrator.on_deadline(saga_id) is not None:
                 self.actions += 1
-        except Crash:
-            self.crashed(self.orchestrator_process)
+        except Crash as crash:
+            self.crashed(self.orchestrator_process, crash.point)
 
     # -- crashes and restarts --------------------------------------------------------------
     def _lost(self, process: ServiceProcess) -> None:
@@ -396,20 +490,20 @@ class SagaRunner(ServiceHost):
     def _back(self, process: ServiceProcess) -> bool:
         if process is not self.orchestrator_process:
             return True
-        if self.directory is not None:  # a new process opens its database anew
-            self._log_db.conn.close()
-            self._log_db = self._open_log_db()
-        self.orchestrator = self._new_orchestrator()
+        self.orchestrator = self._new_orchestrator()  # knows nothing but what the log says
         self.log = self.orchestrator.log
         return self._resume()
 
     def _resume(self) -> bool:
         """Let the (new) orchestrator resume the unfinished sagas; False if it crashed."""
+        orchestrator = self.orchestrator
         try:
-            self.orchestrator.recover()
-        except Crash:
-            self.crashed(self.orchestrator_process)
+            orchestrator.recover()
+        except Crash as crash:
+            self.crashed(self.orchestrator_process, crash.point)
             return False
+        finally:
+            self.resent += orchestrator.resent
         return True
 
     # -- what a notebook calls --------------------------------------------------------------
@@ -424,8 +518,8 @@ class SagaRunner(ServiceHost):
             saga_id = orchestrator.next_saga_id()
         try:
             orchestrator.start(order, saga_id)
-        except Crash:
-            self.crashed(self.orchestrator_process)
+        except Crash as crash:
+            self.crashed(self.orchestrator_process, crash.point)
         self.actions += 1
         return saga_id
 

@@ -115,6 +115,9 @@ class ChaosReport:
     wall_s: float
     lags_ms: tuple[float, ...] = field(repr=False)         # per order, until all agree
     saga_end_ms: tuple[float, ...] = field(repr=False)     # when each saga finished
+    orchestrator_crashes: int = 0
+    resent: int = 0                              # commands re-sent by saga recovery
+    crash_loop: str | None = None                # why the run stopped early, if it did
 
     # -- the invariants ------------------------------------------------------------------------
     @property
@@ -195,6 +198,8 @@ class ChaosReport:
             "duplicate_deliveries": self.duplicate_deliveries,
             "completed": self.saga_outcomes.get("completed", 0),
             "compensated": self.saga_outcomes.get("compensated", 0),
+            "needs_attention": self.saga_outcomes.get("needs_attention", 0),
+            "orchestrator_crashes": self.orchestrator_crashes, "resent": self.resent,
             "faults_fired": sum(self.faults_fired.values()),
             "orders_per_simulated_s": round(self.orders_per_simulated_s, 1),
             "lag_p50_ms": lags["p50"], "lag_p99_ms": lags["p99"],
@@ -240,7 +245,7 @@ def run_chaos(n_orders: int = 1_000, rates: Mapping[str, float] | None = None, *
     report = report_of(shop, storm, storm_ms, settled, time.perf_counter() - started,
                        {"n_orders": n_orders, "rates": checked, "seed": seed, "relay": relay,
                         "outbox": outbox, "dual_write": dual_write, "inbox": inbox,
-                        "consumers": tuple(consumers)})
+                        "consumers": tuple(consumers), "recovery": shop.settings["recovery"]})
     if progress is not None:
         progress(n_orders, n_orders)
     return report
@@ -258,4 +263,6 @@ def report_of(shop: Shop, storm: FaultPlan, storm_ms: float, settled: bool, wall
         faults_fired=dict(sorted(Counter(point for point, _ in storm.fired).items())),
         storm_ms=storm_ms, settled=settled, simulated_ms=shop.clock.now, wall_s=wall_s,
         lags_ms=tuple(sorted(shop.consistency_lags().values())),
-        saga_end_ms=tuple(shop.saga_end_times()))
+        saga_end_ms=tuple(shop.saga_end_times()),
+        orchestrator_crashes=shop.sagas.orchestrator_process.crashes, resent=shop.sagas.resent,
+        crash_loop=shop.sagas.crash_loop)

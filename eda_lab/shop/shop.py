@@ -92,8 +92,11 @@ class Shop(WritePath):
     {'compensated': 3, 'completed': 17}
 
     ``faults`` is a dict such as ``{"relay.after_publish": 0.05}`` or a :class:`FaultPlan`;
-    ``relay`` is ``"polling"`` or ``"log-tailing"``; ``consumers`` names the downstream
-    consumer groups (a subset of :data:`CONSUMERS`). Timings default to
+    ``relay`` is ``"polling"`` or ``"log-tailing"`` (the order service's relay, and the relays
+    that send the saga's commands and replies from each service's outbox); ``recovery`` is the
+    orchestrator's (``"deadlines"`` or ``"resend-all"``, see
+    :mod:`eda_lab.saga.orchestrator`); ``consumers`` names the downstream consumer groups (a
+    subset of :data:`CONSUMERS`). Timings default to
     :data:`~eda_lab.outbox.write_path.SHOP_TIMINGS`.
     """
 
@@ -105,7 +108,7 @@ class Shop(WritePath):
                  poll_interval_ms: float = SHOP_TIMINGS.poll_interval_ms,
                  consumer_poll_ms: float = SHOP_TIMINGS.consumer_poll_ms, trace: bool = True,
                  stock: Mapping[str, int] | None = None,
-                 accounts: Mapping[str, float] | None = None):
+                 accounts: Mapping[str, float] | None = None, recovery: str = "deadlines"):
         check.seed("seed", seed)
         check.one_of("relay", relay, RELAYS)
         check.flag("outbox", outbox)
@@ -124,7 +127,7 @@ class Shop(WritePath):
                          restart_after_ms=SHOP_TIMINGS.restart_after_ms, delay_ms=DELAY_MS,
                          trace=trace)
         self.settings = {"relay": relay, "outbox": outbox, "dual_write": dual_write,
-                         "inbox": inbox, "consumers": tuple(consumers)}
+                         "inbox": inbox, "consumers": tuple(consumers), "recovery": recovery}
         self.outbox = outbox
         self.dual_write = dual_write
         # The order service's own database holds the orders the saga works on.
@@ -140,7 +143,9 @@ class Shop(WritePath):
                                 participants=participants, max_batch=100,
                                 max_attempts=SAGA_MAX_ATTEMPTS,
                                 reply_timeout_ms=REPLY_TIMEOUT_MS,
-                                restart_after_ms=SHOP_TIMINGS.restart_after_ms)
+                                restart_after_ms=SHOP_TIMINGS.restart_after_ms,
+                                recovery=recovery, relay=relay,
+                                relay_poll_ms=poll_interval_ms)
         self.starter = ConsumerWorker(self.broker, STARTER_GROUP, TOPIC, self._start_saga,
                                       name="saga-starter", poll_interval_ms=consumer_poll_ms,
                                       max_batch=100, max_attempts=STARTER_MAX_ATTEMPTS,
@@ -263,7 +268,7 @@ class Shop(WritePath):
         clock = self.clock
         deadline = clock.now + max_ms
         while not self.idle():
-            if clock.now >= deadline:
+            if clock.now >= deadline or self.sagas.crash_loop is not None:
                 return False
             clock.run(min(deadline, clock.now + SETTLE_STEP_MS))
             if tick is not None:
