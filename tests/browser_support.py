@@ -684,6 +684,9 @@ def act_on(control) -> str:
         label = option.inner_text().strip()
         option.click()
         return f"chose {label!r}"
+    if "widget-play" in classes:   # the ipywidgets Play: press its play button
+        control.locator("button").first.click()
+        return "pressed play"
     if classes & {"widget-button", "widget-toggle-button"}:
         control.click()
         return "clicked"
@@ -740,3 +743,171 @@ def _edit_text(control) -> str:
     box.press("Enter")
     box.blur()
     return f"typed {text!r}"
+
+
+# --- Voila: a widget served as a standalone web app ----------------------------------------------
+
+class VoilaApp:
+    """Voila serving one notebook on 127.0.0.1 (a free port), started and stopped by this object.
+
+    Its config and runtime dirs live under ``home``. ``stop()`` signals the server by its pid,
+    then every kernel it started, by pid.
+    """
+
+    def __init__(self, notebook: Path, home: Path):
+        self.notebook, self.home = notebook.resolve(), home
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = home / f"voila-{notebook.stem}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> VoilaApp:
+        env = {**os.environ,
+               "JUPYTER_CONFIG_DIR": str(self.home / "config"),
+               "JUPYTER_RUNTIME_DIR": str(self.home / "runtime"),
+               "IPYTHONDIR": str(self.home / "ipython")}
+        command = [str(Path(sys.executable).parent / "voila"), str(self.notebook),
+                   "--no-browser", "--Voila.ip=127.0.0.1", f"--port={self.port}",
+                   "--Voila.port_retries=0", "--show_tracebacks=True"]
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=self.notebook.parent, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Voila exited with code {self.process.returncode}:\n"
+                                   f"{self.log_tail()}")
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError(f"Voila did not listen within {SERVER_START_S} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        children = _child_pids(self.process.pid)
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        for pid in children:  # the kernels it started
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class VoilaPage(LabPage):
+    """One chromium page showing a Voila app: every ``eda-control`` used, a view must change.
+
+    The same rules as :class:`LabPage` (the same retries, the same way of using each kind of
+    control); what differs is how the page is found and when a use has settled: Voila has no
+    notebook panel, so the page's body is the panel, and a use has settled when the views
+    stopped changing for a moment.
+    """
+
+    SETTLE_MS = 400
+
+    def __init__(self, page, app: VoilaApp, artifacts: Path):
+        self.page, self.lab, self.artifacts = page, app, artifacts
+        self.console_errors: list[str] = []
+        self.panel = "body"
+        page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
+
+    def check_app(self, root_class: str, name: str) -> NotebookReport:
+        """Open the app, wait for its widget, use every control; the report."""
+        report = NotebookReport(name)
+        self.page.goto(self.lab.url, timeout=RUN_ALL_TIMEOUT_MS)
+        try:
+            self.page.wait_for_selector(f".{root_class}", timeout=RUN_ALL_TIMEOUT_MS)
+        except PlaywrightTimeout:
+            report.problems.append(f"no .{root_class} on the page within "
+                                   f"{RUN_ALL_TIMEOUT_MS} ms:\n{self.lab.log_tail()}")
+            return report
+        self.page.evaluate("() => { window.__eda = {panel: {node: document.body}, "
+                           "problems: []}; }")
+        self._wait_still()
+        self._screenshot(report, "rendered", f".{root_class}")
+        self._use_controls(report)
+        report.write_json(self.artifacts / f"{name}.json")
+        return report
+
+    def _wait_still(self) -> None:
+        """Until no view changed for SETTLE_MS (or 10 s passed)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            self.page.evaluate(f"() => {{ window.__eda.before = ({_VIEWS})(); }}")
+            self.page.wait_for_timeout(self.SETTLE_MS)
+            if not self.page.evaluate(_VIEWS_CHANGED):
+                return
+
+    def _put_back(self, toggle) -> None:
+        act_on(toggle)
+        self._wait_still()
+
+    def _settle(self) -> None:
+        self._wait_still()
+
+    def _use_control(self, name: str, control) -> ControlOutcome:
+        outcome = ControlOutcome(name)
+        if control.evaluate(_DISABLED):
+            outcome.action, outcome.problem = "left alone", "disabled"
+            return outcome
+        self.page.evaluate(f"() => {{ window.__eda.before = ({_VIEWS})(); }}")
+        started = time.perf_counter()
+        try:
+            outcome.action = act_on(control)
+        except UnsupportedControl as error:
+            outcome.problem = str(error)
+            return outcome
+        try:
+            self.page.wait_for_function(_VIEWS_CHANGED, timeout=KERNEL_REPLY_TIMEOUT_MS)
+            outcome.redraw_ms = round((time.perf_counter() - started) * 1000, 1)
+        except PlaywrightTimeout:
+            outcome.problem = "no eda-view changed"
+        self._wait_still()
+        return outcome
+
+    def _screenshot(self, report: NotebookReport, step: str, selector: str) -> None:
+        if selector.startswith(".jp-OutputArea-output"):
+            selector = ".jp-OutputArea-output"   # the app's one output
+        super()._screenshot(report, step, selector)
+
+
+@contextmanager
+def voila_session(notebook: Path, home: Path, artifacts: Path) -> Iterator[VoilaPage]:
+    """Voila serving ``notebook`` and chromium showing it, both stopped on exit."""
+    from playwright.sync_api import expect, sync_playwright
+
+    app = VoilaApp(notebook, home)
+    playwright = context = None
+    try:
+        app.start()
+        playwright = sync_playwright().start()
+        expect.set_options(timeout=UI_TIMEOUT_MS)
+        context = launch_chromium(playwright, home / f"chromium-{notebook.stem}")
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        # Voila's page template links Font Awesome from a CDN: no network here, and none needed
+        # (only the icons are missing), so the request is refused at once instead of tried.
+        context.route(lambda url: not url.startswith(app.url), lambda route: route.abort())
+        page = context.pages[0] if context.pages else context.new_page()
+        yield VoilaPage(page, app, artifacts)
+    finally:
+        if context is not None:
+            context.close()
+        if playwright is not None:
+            playwright.stop()
+        app.stop()

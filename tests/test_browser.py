@@ -23,6 +23,7 @@ from browser_support import (
     browser_session,
     displays_widget,
     require_browser,
+    voila_session,
     widget_renderer_problem,
     write_widget_notebook,
 )
@@ -248,3 +249,25 @@ def test_notebook_widgets_render_and_respond_in_the_browser(lab_page, notebook):
     report = lab_page.check(f"notebooks/{notebook}")
     assert not report.problems, _explain(report, lab_page)
     assert report.screenshots
+
+
+# --- the two seed widgets as Voila apps -------------------------------------------------------
+
+APPS = {"outbox_visualizer": "eda-outbox-visualizer", "saga_stepper": "eda-saga-stepper"}
+# The controls the timeline and the stories add to both widgets: each must change a view.
+TIMELINE_CONTROLS = ("back", "forward", "slider", "play", "speed", "story", "story-next")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("app", list(APPS))
+def test_the_seed_widgets_run_as_voila_apps_and_every_control_redraws(app, tmp_path):
+    """Voila on 127.0.0.1 (a free port, stopped by its pid) serves apps/<app>.ipynb; chromium
+    uses every control of the widget, and each use must change a view."""
+    require_browser()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with voila_session(ROOT / "apps" / f"{app}.ipynb", tmp_path, ARTIFACTS) as page:
+        report = page.check_app(APPS[app], f"voila-{app}")
+    assert not report.problems, _explain(report, page)
+    used = {outcome.name for outcome in report.controls}
+    assert {f"{APPS[app]}-{name}" for name in TIMELINE_CONTROLS} <= used, sorted(used)
+    assert all(o.redraw_ms is not None for o in report.controls)

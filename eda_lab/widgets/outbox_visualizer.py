@@ -155,7 +155,7 @@ def diagram_html(model: OrderPipeline, step: StepResult | None = None,
     drawn = []
     for node in nodes:
         if node.id in stopped:
-            node = replace(node, detail="⏸ stopped", muted=True)
+            node = replace(node, detail="stopped (resume it)", muted=True)
         elif node.id in marks:
             node = replace(node, detail="⚡ " + "; ".join(marks[node.id]))
         drawn.append(node)
@@ -434,8 +434,7 @@ class OutboxVisualizer:
         self.notice = ""      # a click that changed nothing says so (numbered: repeats show)
         self.clicks = 0
         self.timeline: Timeline[VisualizerPipeline] = Timeline(self._new_model, apply, render,
-                                                               seed=seed)
-        self.timeline.reset(note=READY)
+                                                               seed=seed, start_note=READY)
         fault_rows = list(self.toggles.values())
         self.root = widgets.VBox([
             widgets.HTML("<b>Transactional Outbox Visualizer</b>: choose a variant, arm faults "
@@ -574,7 +573,7 @@ class OutboxVisualizer:
 
     def reset(self) -> None:
         """A fresh service, relay, broker and consumer; the timeline starts again."""
-        self.timeline.reset(note=READY)
+        self.timeline.reset(self._new_model)
         if self.stories.story is not None:
             self.stories.stop()
         self._say("reset: a fresh service, relay, broker and consumer; faults off")

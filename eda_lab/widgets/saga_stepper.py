@@ -43,6 +43,7 @@ _LOG_COLUMNS = ("seq", "time_ms", "transition", "step", "attempt", "detail")
 _STATUS_COLORS = {status: STATE_COLORS[status] for status in (
     "running", "compensating", "completed", "compensated", "needs_attention")}
 NOBODY = "nobody"
+READY = "ready: press Step, Run, or choose a story"
 RUN_STEPS = 120      # one click of Run: the saga and its retries, still a fast click
 SEQUENCE_ROWS = 22   # messages shown in the sequence diagram (the latest)
 _RAN = {"done", "failed", "compensated", "compensating", "needs_attention"}
@@ -175,7 +176,7 @@ def _lanes(records: Sequence[TraceRecord], lanes: Sequence[str]) -> list[tuple]:
             out.append((sender, receiver, record.message_type or "", record.time,
                         "#C44E52" if failed else "#333"))
         elif record.kind in ("crash", "restart", "down", "lost") and record.actor in lanes:
-            label = {"crash": "✖ crash", "restart": "↻ back", "down": "⏸ stopped",
+            label = {"crash": "✖ crash", "restart": "↻ back", "down": "stopped",
                      "lost": "reply lost"}[record.kind]
             out.append((record.actor, record.actor, label, record.time, "#C44E52"))
     return out
@@ -413,7 +414,7 @@ class SagaOrchestratorStepper:
             toggle = widgets.ToggleButtons(
                 options=list(STEP_OUTCOMES), value=first.outcomes[step.name],
                 tooltips=[f"{step.participant} {o} with {step.action}" for o in STEP_OUTCOMES],
-                style={"button_width": "98px"})
+                style={"button_width": "118px"})
             self._control(toggle, "outcome", f"outcome-{step.name.replace('_', '-')}")
             toggle.observe(self._changed(lambda v, s=step.name: ("outcome", s, v)), "value")
             self.outcome_toggles[step.name] = toggle
@@ -429,7 +430,7 @@ class SagaOrchestratorStepper:
             toggle = widgets.ToggleButtons(
                 options=list(COMPENSATION_OUTCOMES), value=first.compensations[step.name],
                 tooltips=[f"{step.compensation}: {o}" for o in COMPENSATION_OUTCOMES],
-                style={"button_width": "98px"})
+                style={"button_width": "118px"})
             self._control(toggle, "compensation",
                           f"compensation-{step.name.replace('_', '-')}")
             toggle.observe(self._changed(lambda v, s=step.name: ("compensation", s, v)),
@@ -475,6 +476,7 @@ class SagaOrchestratorStepper:
         self.second_button = styled_button("second saga, same order", f"{ROOT_CLASS}-second",
                                            "start another saga for this order now (the "
                                            "semantic lock)")
+        self.second_button.layout = widgets.Layout(width="auto")
         self.step_button = styled_button("Step", f"{ROOT_CLASS}-step",
                                          "advance to the next message or transition", "primary")
         self.run_button = styled_button("Run", f"{ROOT_CLASS}-run",
@@ -494,7 +496,8 @@ class SagaOrchestratorStepper:
         self.sequence_view = html_view(ROOT_CLASS, "sequence")
         self.timeline_controls = TimelineControls(ROOT_CLASS, self._moved)
         self.stories = StoryPlayer(ROOT_CLASS, STORIES, self._begin_story, self._act)
-        self.timeline: Timeline[SagaStepperModel] = Timeline(self._new_model, apply, render)
+        self.timeline: Timeline[SagaStepperModel] = Timeline(self._new_model, apply, render,
+                                                             start_note=READY)
         self.root = widgets.VBox([
             widgets.HTML("<b>Saga Orchestrator Stepper</b>: choose what each step and each "
                          "compensation does (the mode is on the button), arm a crash or stop a "
@@ -602,7 +605,7 @@ class SagaOrchestratorStepper:
 
     def reset(self) -> None:
         """A fresh shop and saga, the toggles as they were at the start; a new timeline."""
-        self.timeline.reset()
+        self.timeline.reset(self._new_model)
         if self.stories.story is not None:
             self.stories.stop()
         self._say("reset: a fresh shop and a fresh saga")

@@ -86,6 +86,7 @@ class Timeline(Generic[M]):
     render: Callable[[M, str], Frame]
     seed: int = 0
     max_actions: int = MAX_ACTIONS
+    start_note: str = "start"
     actions: list[Action] = field(default_factory=list, init=False)
     notes: list[str] = field(default_factory=list, init=False)
     position: int = field(default=0, init=False)
@@ -96,11 +97,12 @@ class Timeline(Generic[M]):
         self.reset()
 
     # -- the record --------------------------------------------------------------------------
-    def reset(self, make_model: Callable[[], M] | None = None, note: str = "start") -> Frame:
+    def reset(self, make_model: Callable[[], M] | None = None, note: str | None = None) -> Frame:
         """Forget every action; position 0 is a fresh model (built by ``make_model`` if
         given, which then replaces the timeline's own)."""
         if make_model is not None:
             self.make_model = make_model
+        note = self.start_note if note is None else note
         self.actions, self.notes, self.position = [], [note], 0
         self._model, self._model_at, self._ids = self._fresh()
         self._frames: list[Frame | None] = [self.render(self._model, note)]
@@ -211,6 +213,7 @@ class TimelineControls:
     def __init__(self, css: str, on_move: Callable[[int], None]):
         self.on_move = on_move
         self._syncing = False
+        self._ends = 0   # presses of back at the start or forward at the end (each one says so)
         self.back_button = styled_button("◀ back", f"{css}-back", "one action back (the state "
                                          "before it)")
         self.forward_button = styled_button("forward ▶", f"{css}-forward",
@@ -237,6 +240,7 @@ class TimelineControls:
         self.back_button.on_click(lambda _: self._move(self.slider.value - 1))
         self.forward_button.on_click(lambda _: self._move(self.slider.value + 1))
         self.slider.observe(self._slid, "value")
+        self.play.observe(self._play_toggled, "playing")
         self.speed.observe(self._speed_changed, "value")
         self.root = widgets.HBox([self.back_button, self.slider, self.forward_button,
                                   self.play, self.speed],
@@ -244,11 +248,27 @@ class TimelineControls:
                                                        align_items="center"))
 
     def _move(self, k: int) -> None:
-        self.slider.value = max(self.slider.min, min(self.slider.max, k))
+        if not self.slider.min <= k <= self.slider.max:   # back at the start, forward at the end
+            self._ends += 1
+            where = "the start" if k < self.slider.min else "the end"
+            self.readout.value = (f'<span style="font-size:12px">already at {where} of the '
+                                  f"timeline ({self._ends}): "
+                                  + ("act to record more" if k > 0 else "nothing before it")
+                                  + "</span>")
+            return
+        self.slider.value = k
 
     def _slid(self, change) -> None:
         if not self._syncing:
             self.on_move(change["new"])
+
+    def _play_toggled(self, change) -> None:
+        """Play pressed at the end replays from the start (the browser's Play would stop at
+        once: it only moves forward)."""
+        if change["new"] and self.slider.max and self.slider.value >= self.slider.max:
+            self._move(0)
+        elif change["new"] and not self.slider.max:
+            self._move(1)   # nothing recorded yet: says so
 
     def _speed_changed(self, change) -> None:
         self.play.interval = change["new"]
@@ -264,8 +284,6 @@ class TimelineControls:
             self.slider.value = self.play.value = timeline.position
         finally:
             self._syncing = False
-        self.back_button.disabled = timeline.position == 0
-        self.forward_button.disabled = timeline.at_end
         where = ("the start" if timeline.position == 0
                  else f"after action {timeline.position} of {n}")
         self.readout.value = (f'<span style="font-size:12px">timeline: {where}'
@@ -405,7 +423,7 @@ def mode_toggle(label: str, css: str, name: str, tooltip: str,
     """A fault control whose options say how often it fires: off / once / every time."""
     toggle = widgets.ToggleButtons(options=list(modes), value=modes[0], description=label,
                                    tooltips=[f"{tooltip}: {m}" for m in modes],
-                                   style={"button_width": "76px", "description_width": "190px"})
+                                   style={"button_width": "92px", "description_width": "190px"})
     toggle.add_class("eda-control")
     toggle.add_class(f"{css}-{name}")
     return toggle
