@@ -258,6 +258,29 @@ def launch_chromium(playwright, user_data_dir: Path):
         args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1600})
 
 
+# One Playwright driver per process: its sync API runs an event loop in this thread, and a
+# second ``sync_playwright().start()`` while one is running fails ("using Playwright Sync API
+# inside the asyncio loop"). Sessions share the driver, so a Voila app can be checked while the
+# module's JupyterLab session is open; the last session to close stops it.
+_PLAYWRIGHT: dict = {"driver": None, "users": 0}
+
+
+def _acquire_playwright():
+    from playwright.sync_api import sync_playwright
+
+    if _PLAYWRIGHT["driver"] is None:
+        _PLAYWRIGHT["driver"] = sync_playwright().start()
+    _PLAYWRIGHT["users"] += 1
+    return _PLAYWRIGHT["driver"]
+
+
+def _release_playwright() -> None:
+    _PLAYWRIGHT["users"] -= 1
+    if _PLAYWRIGHT["users"] == 0 and _PLAYWRIGHT["driver"] is not None:
+        driver, _PLAYWRIGHT["driver"] = _PLAYWRIGHT["driver"], None
+        driver.stop()
+
+
 @contextmanager
 def browser_session(root: Path, home: Path, artifacts: Path) -> Iterator[LabPage]:
     """JupyterLab serving ``root`` and chromium showing it, both stopped on exit.
@@ -265,13 +288,13 @@ def browser_session(root: Path, home: Path, artifacts: Path) -> Iterator[LabPage
     ``home`` holds the server's dirs, its log and the browser profile; screenshots go to
     ``artifacts``. One session serves many notebooks: starting both costs a few seconds.
     """
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     lab = JupyterLab(root, home)
     playwright = context = None
     try:
         lab.start()
-        playwright = sync_playwright().start()
+        playwright = _acquire_playwright()
         expect.set_options(timeout=UI_TIMEOUT_MS)
         context = launch_chromium(playwright, home / "chromium-profile")
         context.set_default_timeout(UI_TIMEOUT_MS)
@@ -282,7 +305,7 @@ def browser_session(root: Path, home: Path, artifacts: Path) -> Iterator[LabPage
         if context is not None:
             context.close()
         if playwright is not None:
-            playwright.stop()
+            _release_playwright()
         lab.stop()
 
 
@@ -890,13 +913,13 @@ class VoilaPage(LabPage):
 @contextmanager
 def voila_session(notebook: Path, home: Path, artifacts: Path) -> Iterator[VoilaPage]:
     """Voila serving ``notebook`` and chromium showing it, both stopped on exit."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     app = VoilaApp(notebook, home)
     playwright = context = None
     try:
         app.start()
-        playwright = sync_playwright().start()
+        playwright = _acquire_playwright()
         expect.set_options(timeout=UI_TIMEOUT_MS)
         context = launch_chromium(playwright, home / f"chromium-{notebook.stem}")
         context.set_default_timeout(UI_TIMEOUT_MS)
@@ -909,5 +932,5 @@ def voila_session(notebook: Path, home: Path, artifacts: Path) -> Iterator[Voila
         if context is not None:
             context.close()
         if playwright is not None:
-            playwright.stop()
+            _release_playwright()
         app.stop()

@@ -57,7 +57,8 @@ def test_the_widget_has_the_css_hooks_of_the_browser_test(stepper):
     tl = stepper.timeline_controls
     controls = [*stepper.outcome_toggles.values(), *stepper.compensation_toggles.values(),
                 stepper.crash_toggle, stepper.participant_crash, stepper.crash_moment,
-                *stepper.stop_toggles.values(), stepper.second_button, stepper.step_button,
+                *stepper.stop_toggles.values(), *stepper.message_buttons.values(),
+                stepper.second_button, stepper.step_button,
                 stepper.run_button, stepper.reset_button, tl.back_button, tl.forward_button,
                 tl.slider, tl.play, tl.speed, stepper.stories.menu, stepper.stories.next_button]
     assert all("eda-control" in c._dom_classes for c in controls)
@@ -339,3 +340,34 @@ def test_the_sequence_diagram_is_a_pure_function_of_the_trace(stepper):
     assert svg.startswith("<svg") and "CreatePendingOrder" in svg
     assert "AuthorizePayment" not in svg   # payment has no lane here
     assert "(no messages yet" in sequence_html([], ["order"])
+
+
+@pytest.mark.parametrize(("fault", "kind"), [("drop", "drop"), ("duplicate", "duplicate"),
+                                             ("delay", "delay")])
+def test_a_message_fault_fires_once_on_the_next_message_and_says_so(stepper, fault, kind):
+    stepper.step_button.click()
+    before = stepper.status_view.value
+    stepper.message_buttons[fault].click()
+    assert "(once)" in stepper.message_buttons[fault].description
+    assert "armed (once)" in stepper.status_view.value and stepper.status_view.value != before
+    stepper.run_button.click()
+    model = stepper.model
+    assert model.finished and model.armed_messages == {}      # fired, then off again
+    assert [r.kind for r in model.runner.trace].count(kind) == 1
+    assert "armed (once)" not in stepper.status_view.value
+    assert model.agreement()["agree"]                            # all or nothing, in the end
+    marks = {"drop": "dropped", "duplicate": "duplicated", "delay": "delayed"}
+    assert marks[fault] in stepper.sequence_view.value
+
+
+def test_a_dropped_command_is_delivered_again_and_the_saga_completes(stepper):
+    stepper.message_buttons["drop"].click()
+    stepper.run_button.click()
+    assert stepper.model.status == "completed"
+
+
+def test_the_model_refuses_an_unknown_message_fault(stepper):
+    with pytest.raises(ValueError, match="message fault must be one of"):
+        stepper.model.arm_message("corrupt")
+    stepper._act(("message", "corrupt"))
+    assert "refused" in stepper.status_view.value

@@ -68,6 +68,7 @@ saga_actions = st.one_of(
     st.tuples(st.just("participant_crash"), st.sampled_from(["nobody", "order", "payment"]),
               st.sampled_from(["before commit", "after commit"])),
     st.tuples(st.sampled_from(["stop", "resume"]), st.sampled_from(["inventory", "payment"])),
+    st.tuples(st.just("message"), st.sampled_from(["drop", "duplicate", "delay"])),
     st.just(("second",)),
 )
 

@@ -24,6 +24,9 @@ What a learner can change, each with its mode stated:
 * a **stop** of one participant (an :class:`~eda_lab.faults.Outage` from now on) and its
   **resume**: its commands wait in the broker, the orchestrator's deadlines run on;
 * a **second saga for the same order**, to watch the semantic lock refuse it.
+* a fault on the **next message in flight**, once: drop the next delivery (the broker
+  delivers it again later), duplicate it (the receiver answers the copy from its stored reply),
+  or delay the next message sent (visible only after the broker's ``delay_ms``).
 
 :meth:`SagaStepperModel.agreement` answers "do the services agree yet?" and for how long they
 disagreed, in simulated ms.
@@ -59,6 +62,15 @@ STEP_OUTCOMES = {SUCCEED: (), FAIL_ONCE: (FAIL,), FAIL_ALWAYS: (FAIL,) * EVERY_T
 COMPENSATION_OUTCOMES = {SUCCEED: (), FAIL_ONCE: (FAIL,), FAIL_ALWAYS: (FAIL,) * EVERY_TIME}
 # The first stepper's names, still accepted: "fail" failed the first attempt only.
 _ALIASES = {FAIL: FAIL_ONCE, TIME_OUT: TIME_OUT_ONCE}
+# A fault on the next message in flight (once): name -> (the broker's fault point, what it does).
+MESSAGE_FAULTS = {
+    "drop": ("broker.drop", "the next delivery is lost on its way; the broker delivers it "
+                            "again later"),
+    "duplicate": ("broker.duplicate", "the next delivery arrives twice; the receiver answers "
+                                      "the copy from its stored reply"),
+    "delay": ("broker.delay", "the next message sent is visible only after the broker's "
+                              "delay"),
+}
 STOP_HORIZON_MS = 3_600_000.0   # a stopped participant is down "until resumed": an hour ahead
 MAX_RUN_STEPS = 400             # run() stops after this many steps, whatever happens
 
@@ -195,6 +207,7 @@ class SagaStepperModel:
         self.set_crash(self.crash)
         self.participant_crash: tuple[str, str] | None = None
         self.stopped: dict[str, Outage] = {}
+        self.armed_messages: dict[str, int] = {}   # name -> the visit it fires at
         before = len(self.runner.trace)
         self.saga_id = self.runner.start(self.order)
         self.saga_ids = [self.saga_id]
@@ -240,6 +253,15 @@ class SagaStepperModel:
             self.faults.arm_actor(point, None)
         self.faults.arm_actor(PARTICIPANT_CRASHES[moment], participant)
         self.participant_crash = (participant, moment)
+
+    def arm_message(self, fault: str) -> None:
+        """Drop, duplicate or delay the next message in flight, once (``MESSAGE_FAULTS``)."""
+        if fault not in MESSAGE_FAULTS:
+            raise ValueError(f"message fault must be one of {list(MESSAGE_FAULTS)}, got {fault!r}")
+        point = MESSAGE_FAULTS[fault][0]
+        at = self.faults.hits.get(point, 0) + 1
+        self.faults.set_point(point, at)
+        self.armed_messages[fault] = at
 
     def stop(self, participant: str) -> None:
         """Take ``participant`` down from now until :meth:`resume` (its commands wait)."""
@@ -308,6 +330,11 @@ class SagaStepperModel:
     def _after_step(self) -> None:
         if self.crash != NO_CRASH and CRASH_CHOICES[self.crash] not in self.faults.armed:
             self.crash = NO_CRASH   # a fired crash disarms itself
+        for fault, at in list(self.armed_messages.items()):
+            point = MESSAGE_FAULTS[fault][0]
+            if self.faults.hits.get(point, 0) >= at:   # it fired: the control is off again
+                del self.armed_messages[fault]
+                self.faults.set_point(point, None)
         if self.participant_crash is not None and not self.faults.actor_crashes:
             self.participant_crash = None
         self._track_agreement()

@@ -5,7 +5,8 @@ Controls, each saying how often it fires: per step succeed / fail once / fail ev
 time out once; per compensation succeed / fail once / fail every time (every time exhausts the
 retries: ``needs_attention``); a crash of the orchestrator (once, at a chosen moment); a crash
 of one participant in its next local transaction (once); stop and resume each participant; a
-second saga for the same order (the semantic lock refuses it). Step, Run and Reset; a
+second saga for the same order (the semantic lock refuses it); drop, duplicate or delay the
+next message in flight (once). Step, Run and Reset; a
 timeline (:mod:`eda_lab.widgets.timeline`) to scrub, step back and play; stories.
 
 Views: the status with the "do the services agree?" readout and how long they disagreed in
@@ -31,6 +32,7 @@ from .common import html_table, html_view, styled_button
 from .saga_model import (
     COMPENSATION_OUTCOMES,
     CRASH_CHOICES,
+    MESSAGE_FAULTS,
     NO_CRASH,
     PARTICIPANT_CRASHES,
     STEP_OUTCOMES,
@@ -47,6 +49,9 @@ READY = "ready: press Step, Run, or choose a story"
 RUN_STEPS = 120      # one click of Run: the saga and its retries, still a fast click
 SEQUENCE_ROWS = 22   # messages shown in the sequence diagram (the latest)
 _RAN = {"done", "failed", "compensated", "compensating", "needs_attention"}
+# The in-flight message buttons: what each says it does (once).
+MESSAGE_LABELS = {"drop": "drop the next delivery", "duplicate": "duplicate the next delivery",
+                  "delay": "delay the next message sent"}
 
 
 def _box(box: Mapping[str, str]) -> str:
@@ -147,6 +152,8 @@ def status_html(model: SagaStepperModel) -> str:
         armed.append(f"{who} crash armed (once): {moment}")
     if runner.orchestrator is None:
         armed.append("orchestrator down (restarting)")
+    for fault in model.armed_messages:
+        armed.append(f"armed (once): {MESSAGE_LABELS[fault]}")
     if model.stopped:
         armed.append("stopped: " + ", ".join(sorted(model.stopped)))
     warn = "".join(f' · <b style="color:#C44E52">{html.escape(a)}</b>' for a in armed)
@@ -175,6 +182,15 @@ def _lanes(records: Sequence[TraceRecord], lanes: Sequence[str]) -> list[tuple]:
             failed = "Failed" in (record.message_type or "")
             out.append((sender, receiver, record.message_type or "", record.time,
                         "#C44E52" if failed else "#333"))
+        elif record.kind in ("drop", "duplicate", "delay") and record.topic:
+            service, _, channel = record.topic.partition(".")
+            if service not in lanes:
+                continue
+            sender, receiver = (("orchestrator", service) if channel == "commands"
+                                else (service, "orchestrator"))
+            mark = {"drop": "✖ dropped", "duplicate": "⧉ duplicated", "delay": "⏳ delayed"}
+            out.append((sender, receiver, f"{mark[record.kind]}: {record.message_type or ''}",
+                        record.time, "#DD8452"))
         elif record.kind in ("crash", "restart", "down", "lost") and record.actor in lanes:
             label = {"crash": "✖ crash", "restart": "↻ back", "down": "stopped",
                      "lost": "reply lost"}[record.kind]
@@ -286,11 +302,17 @@ def apply(model: SagaStepperModel, action: Action) -> str:
         (participant,) = args
         model.resume(participant)
         return f"{participant} resumed: it takes the commands that waited"
+    if kind == "message":
+        if len(args) != 1 or args[0] not in MESSAGE_FAULTS:
+            raise ValueError(f"message action must be one of {list(MESSAGE_FAULTS)}, got {args!r}")
+        model.arm_message(args[0])
+        return f"armed once: {MESSAGE_FAULTS[args[0]][1]}"
     if kind == "second":
         saga_id = model.start_second_saga()
         return f"a second saga for the same order: {saga_id}"
     raise ValueError(f"action must start with one of 'step', 'outcome', 'compensation', "
-                     f"'crash', 'participant_crash', 'stop', 'resume', 'second'; got {action!r}")
+                     f"'crash', 'participant_crash', 'stop', 'resume', 'message', 'second'; "
+                     f"got {action!r}")
 
 
 def reached(model: SagaStepperModel, goal: str) -> bool:
@@ -320,7 +342,8 @@ def render(model: SagaStepperModel, note: str) -> dict:
                      "compensations": dict(model.compensations),
                      "crash": model.crash,
                      "participant_crash": model.participant_crash,
-                     "stopped": sorted(model.stopped)},
+                     "stopped": sorted(model.stopped),
+                     "messages": sorted(model.armed_messages)},
     }
 
 
@@ -473,6 +496,15 @@ class SagaOrchestratorStepper:
             self._control(toggle, f"stop-{participant}")
             toggle.observe(self._stop_changed(participant), "value")
             self.stop_toggles[participant] = toggle
+        self.message_buttons: dict[str, widgets.Button] = {}
+        for fault, (point, what) in MESSAGE_FAULTS.items():
+            button = styled_button(f"{MESSAGE_LABELS[fault]} (once)", f"{ROOT_CLASS}-{fault}",
+                                   f"{point}: {what}")
+            button.icon = "bolt"
+            button.layout = widgets.Layout(width="auto")
+            button.add_class("eda-control")
+            button.on_click(lambda _b, f=fault: self._act(("message", f)))
+            self.message_buttons[fault] = button
         self.second_button = styled_button("second saga, same order", f"{ROOT_CLASS}-second",
                                            "start another saga for this order now (the "
                                            "semantic lock)")
@@ -506,6 +538,8 @@ class SagaOrchestratorStepper:
             widgets.VBox(toggle_boxes), widgets.VBox(compensation_boxes),
             self.crash_toggle, widgets.HBox([self.participant_crash, self.crash_moment]),
             widgets.HBox([*self.stop_toggles.values(), self.second_button],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox(list(self.message_buttons.values()),
                          layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox([self.step_button, self.run_button, self.reset_button]),
             self.timeline_controls.root, self.timeline_controls.readout,
