@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -833,6 +833,29 @@ class VoilaApp:
                 pass
 
 
+# Every eda-control under the widget: a label a learner can read (its description, its own
+# text, the options' texts, or a title) and an element the Tab key reaches (enabled, not
+# tabindex=-1). What "usable from the keyboard" needs before any key is pressed.
+_LABELS_AND_FOCUS = """(root) => {
+  const problems = [];
+  for (const control of document.querySelectorAll('.' + root + ' .eda-control')) {
+    const name = Array.from(control.classList).filter(c => c.startsWith(root + '-')).join(' ');
+    // a button may say its word through CSS (the Play widget's icon buttons do)
+    const words = Array.from(control.querySelectorAll('button')).map(
+      b => getComputedStyle(b, '::after').content.replace(/^(none|normal)$/, '')).join('');
+    const label = (control.querySelector('.widget-label')?.textContent || '').trim()
+      || (control.innerText || '').trim() || control.getAttribute('title') || words;
+    if (!label) problems.push(name + ': no label');
+    const focusable = Array.from(control.matches('button, select, input') ? [control]
+        : control.querySelectorAll('button, select, input, [tabindex]'))
+      .filter(e => !e.disabled && e.tabIndex >= 0);
+    if (!focusable.length && !control.matches(':disabled') && !control.querySelector(':disabled'))
+      problems.push(name + ': nothing the keyboard can reach');
+  }
+  return problems;
+}"""
+
+
 class VoilaPage(LabPage):
     """One chromium page showing a Voila app: every ``eda-control`` used, a view must change.
 
@@ -867,6 +890,29 @@ class VoilaPage(LabPage):
         self._use_controls(report)
         report.write_json(self.artifacts / f"{name}.json")
         return report
+
+    def check_keyboard(self, root_class: str, keys: Sequence[tuple[str, str]]) -> list[str]:
+        """Every control has a label and something the keyboard can reach; each ``(control
+        class, key)`` of ``keys`` is then used with the keyboard alone (focused, the key
+        pressed) and must change a view. Call after :meth:`check_app`; the problems."""
+        problems = list(self.page.evaluate(_LABELS_AND_FOCUS, root_class))
+        for name, key in keys:
+            control = self.page.locator(f".{name}").first
+            if "widget-toggle-buttons" in control.evaluate("e => e.className"):
+                target = control.locator("button:not(.mod-active)").first   # another option
+            elif control.evaluate("e => e.matches('button, select, input')"):
+                target = control
+            else:   # a slider's handle, a Play's first button
+                target = control.locator(".noUi-handle, button, select, input").first
+            self.page.evaluate(f"() => {{ window.__eda.before = ({_VIEWS})(); }}")
+            target.focus()
+            self.page.keyboard.press(key)
+            try:
+                self.page.wait_for_function(_VIEWS_CHANGED, timeout=KERNEL_REPLY_TIMEOUT_MS)
+            except PlaywrightTimeout:
+                problems.append(f"{name}: {key} pressed on it, no eda-view changed")
+            self._wait_still()
+        return problems
 
     def _wait_still(self) -> None:
         """Until no view changed for SETTLE_MS (or 10 s passed)."""

@@ -242,8 +242,16 @@ class TimelineControls:
         self.slider.observe(self._slid, "value")
         self.play.observe(self._play_toggled, "playing")
         self.speed.observe(self._speed_changed, "value")
+        # The Play widget's buttons are icons only (one toggles play and pause, one stops and
+        # goes back to the start): each gets its word, so it has a label a learner can read.
+        words = "".join(f".{css}-play button:nth-of-type({i})::after{{content:'{w}'}}"
+                        for i, w in enumerate(("play / pause", "stop"), 1))
+        self.style = widgets.HTML(
+            f"<style>.{css}-play button{{width:auto !important;padding:0 8px}}"
+            f".{css}-play button i{{margin-right:3px}}{words}</style>",
+            layout=widgets.Layout(width="0px", height="0px", overflow="hidden"))
         self.root = widgets.HBox([self.back_button, self.slider, self.forward_button,
-                                  self.play, self.speed],
+                                  self.play, self.speed, self.style],
                                  layout=widgets.Layout(flex_flow="row wrap",
                                                        align_items="center"))
 
