@@ -22,12 +22,22 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 CONSTRAINTS_VENV := build/constraints-venv
 CONSTRAINTS_FROM ?=
 
-.PHONY: lab test lint notebooks bench constraints clean help
+# The two seed widgets as standalone web apps (Voila, bound to 127.0.0.1): `make apps` lists
+# both, `make voila APP=outbox` or `APP=saga` serves one. PORT picks the port.
+APPS := outbox=outbox_visualizer saga=saga_stepper
+APP ?= outbox
+PORT ?= 8866
+APP_NOTEBOOK = $(patsubst $(APP)=%,%,$(filter $(APP)=%,$(APPS)))
+VOILA := $(BIN)/voila --no-browser --Voila.ip=127.0.0.1 --port=$(PORT) --Voila.port_retries=0
+
+.PHONY: lab test lint notebooks bench constraints clean help apps voila
 
 help:
 	@echo "make lab          open the course in JupyterLab (LAB_ARGS=... for extra options)"
 	@echo "make test         lint, library tests, every notebook with nbval, the browser test"
 	@echo "make notebooks    re-execute every notebook in place from a fresh kernel"
+	@echo "make apps         the Outbox Visualizer and the Saga Stepper as web apps (Voila)"
+	@echo "make voila APP=outbox|saga   one of them alone (PORT=8866)"
 	@echo "make bench        run the benchmarks (one JSON line each)"
 	@echo "make constraints  re-resolve constraints.txt on purpose (see its header)"
 
@@ -56,8 +66,15 @@ $(DEV_STAMP): pyproject.toml $(CONSTRAINTS)
 lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=. notebooks/00_start_here.ipynb $(ROOT_FLAG) $(LAB_ARGS)
 
+apps: $(LAB_STAMP)
+	$(VOILA) apps
+
+voila: $(LAB_STAMP)
+	@test -n "$(APP_NOTEBOOK)" || { echo "APP must be one of: outbox saga (got '$(APP)')"; exit 2; }
+	$(VOILA) apps/$(APP_NOTEBOOK).ipynb
+
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check eda_lab tests benchmarks notebooks
+	$(BIN)/ruff check eda_lab tests benchmarks notebooks apps
 
 # The tests, every docstring example in the package, and every notebook's stored outputs.
 test: lint

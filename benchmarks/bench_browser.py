@@ -12,6 +12,11 @@ cannot measure that: the click travels page -> JupyterLab server -> kernel (the 
   as PNG (what most course widgets do). Baseline: the same redraw timed inside the kernel, so
   the ratio is what the browser round trip adds to the drawing.
 
+- ``browser_click_redraws_outbox_visualizer`` and ``browser_click_redraws_saga_stepper``: the
+  p95 from a click on one of the seed widgets' buttons (place, step, run, back, forward, a
+  second saga, reset) to its redrawn status view. Baseline, same run, same page: the p95 of a
+  kernel round trip with no widget (``requestExecute`` of ``pass``).
+
 Needs Debian's chromium and playwright (like tests/test_browser.py); says why and exits 0
 without them.
 """
@@ -124,8 +129,74 @@ print(statistics.median(_times[{WARMUP}:]))
 """
 
 
+SEED_WIDGETS = '''\
+import ipywidgets as w
+from eda_lab.widgets.outbox_visualizer import OutboxVisualizer
+from eda_lab.widgets.saga_stepper import SagaOrchestratorStepper
+viz = OutboxVisualizer("outbox-polling")
+stepper = SagaOrchestratorStepper()
+w.VBox([viz.root, stepper.root])
+'''
+# The clicks of each widget, in a cycle (a button's class): what a learner does most.
+OUTBOX_CLICKS = ["place", "step", "step", "step", "back", "forward", "place", "run", "back",
+                 "forward", "step", "reset"]
+SAGA_CLICKS = ["step", "step", "step", "back", "forward", "step", "second", "step", "back",
+               "forward", "run", "reset"]
+SEED_RUNS = 60
+
+# Click each button of ``buttons`` in turn; each time, wait until the view's content changed.
+_CYCLE_LATENCIES = """async ([buttons, view, runs]) => {
+  const read = () => document.querySelector(view).innerHTML;
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const button = document.querySelector(buttons[i % buttons.length] + ' button')
+                || document.querySelector(buttons[i % buttons.length]);
+    const before = read();
+    const changed = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no redraw after ' + buttons[i % buttons.length])), 5000);
+      const observer = new MutationObserver(() => {
+        if (read() !== before) { observer.disconnect(); clearTimeout(timer); resolve(); }
+      });
+      observer.observe(document.querySelector(view),
+                       {attributes: true, childList: true, subtree: true, characterData: true});
+    });
+    const start = performance.now();
+    button.click();
+    await changed;
+    times.push(performance.now() - start);
+    await new Promise(resolve => setTimeout(resolve, 50));  // let the kernel go idle
+  }
+  return times;
+}"""
+
+
 def median_after_warmup(times: list[float]) -> float:
     return statistics.median(times[WARMUP:])
+
+
+def p95_after_warmup(times: list[float]) -> float:
+    kept = sorted(times[WARMUP:])
+    return kept[min(len(kept) - 1, round(0.95 * (len(kept) - 1)))]
+
+
+def seed_widget_latencies(home: Path) -> tuple[dict[str, list[float]], list[float]]:
+    """Click-to-redraw times of the two seed widgets in JupyterLab, and the kernel round trip."""
+    write_widget_notebook(home / "root" / "bench_seed_widgets.ipynb", SEED_WIDGETS)
+    times = {}
+    with browser_session(home / "root", home, home / "artifacts") as lab:
+        lab.open_notebook("bench_seed_widgets.ipynb")
+        problems = lab.run_all()
+        if problems:
+            raise SystemExit(f"bench_browser: the seed widgets notebook failed: {problems}")
+        lab.page.wait_for_selector(f"{lab.panel} .eda-saga-stepper-step", timeout=30_000)
+        for name, clicks in (("outbox-visualizer", OUTBOX_CLICKS), ("saga-stepper", SAGA_CLICKS)):
+            buttons = [f"{lab.panel} .eda-{name}-{click}" for click in clicks]
+            view = f"{lab.panel} .eda-{name}-status"
+            times[name] = lab.call(_CYCLE_LATENCIES, [buttons, view, WARMUP + SEED_RUNS],
+                                   timeout_ms=120_000, what=f"clicking the {name}")
+        execute = lab.call(_EXECUTE_LATENCIES, WARMUP + SEED_RUNS)
+        lab.close_notebook()
+    return times, execute
 
 
 def main() -> None:
@@ -156,6 +227,15 @@ def main() -> None:
     report("browser_click_redraws_chart", median_after_warmup(chart_click), "ms",
            "the same table+chart redraw timed inside the kernel (ms)", in_kernel, TARGET_MS,
            runs=RUNS)
+    with tempfile.TemporaryDirectory(prefix="eda-bench-seed-") as tmp:
+        times, execute = seed_widget_latencies(Path(tmp))
+    for name, clicks in (("outbox_visualizer", OUTBOX_CLICKS), ("saga_stepper", SAGA_CLICKS)):
+        measured = times[name.replace("_", "-")]
+        report(f"browser_click_redraws_{name}", p95_after_warmup(measured), "ms",
+               "p95 kernel execute round trip from the page, no widget (ms)",
+               p95_after_warmup(execute), TARGET_MS, statistic="p95", runs=SEED_RUNS,
+               median_ms=round(median_after_warmup(measured), 1),
+               max_ms=round(max(measured[WARMUP:]), 1), clicks=sorted(set(clicks)))
 
 
 if __name__ == "__main__":

@@ -176,7 +176,8 @@ class FaultPlan:
         a loop, counted in one call when the plan does not name the point (a batch of 100
         deliveries visits ``broker.drop`` 100 times)."""
         if point not in self._specs:
-            self.hits[point] = self.hits.get(point, 0) + visits
+            if visits > 0:   # no visit, no count (reach() is never called then either)
+                self.hits[point] = self.hits.get(point, 0) + visits
             return None
         for i in range(visits):
             if self.reach(point):

@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,6 +258,29 @@ def launch_chromium(playwright, user_data_dir: Path):
         args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1600})
 
 
+# One Playwright driver per process: its sync API runs an event loop in this thread, and a
+# second ``sync_playwright().start()`` while one is running fails ("using Playwright Sync API
+# inside the asyncio loop"). Sessions share the driver, so a Voila app can be checked while the
+# module's JupyterLab session is open; the last session to close stops it.
+_PLAYWRIGHT: dict = {"driver": None, "users": 0}
+
+
+def _acquire_playwright():
+    from playwright.sync_api import sync_playwright
+
+    if _PLAYWRIGHT["driver"] is None:
+        _PLAYWRIGHT["driver"] = sync_playwright().start()
+    _PLAYWRIGHT["users"] += 1
+    return _PLAYWRIGHT["driver"]
+
+
+def _release_playwright() -> None:
+    _PLAYWRIGHT["users"] -= 1
+    if _PLAYWRIGHT["users"] == 0 and _PLAYWRIGHT["driver"] is not None:
+        driver, _PLAYWRIGHT["driver"] = _PLAYWRIGHT["driver"], None
+        driver.stop()
+
+
 @contextmanager
 def browser_session(root: Path, home: Path, artifacts: Path) -> Iterator[LabPage]:
     """JupyterLab serving ``root`` and chromium showing it, both stopped on exit.
@@ -265,13 +288,13 @@ def browser_session(root: Path, home: Path, artifacts: Path) -> Iterator[LabPage
     ``home`` holds the server's dirs, its log and the browser profile; screenshots go to
     ``artifacts``. One session serves many notebooks: starting both costs a few seconds.
     """
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     lab = JupyterLab(root, home)
     playwright = context = None
     try:
         lab.start()
-        playwright = sync_playwright().start()
+        playwright = _acquire_playwright()
         expect.set_options(timeout=UI_TIMEOUT_MS)
         context = launch_chromium(playwright, home / "chromium-profile")
         context.set_default_timeout(UI_TIMEOUT_MS)
@@ -282,7 +305,7 @@ def browser_session(root: Path, home: Path, artifacts: Path) -> Iterator[LabPage
         if context is not None:
             context.close()
         if playwright is not None:
-            playwright.stop()
+            _release_playwright()
         lab.stop()
 
 
@@ -684,6 +707,9 @@ def act_on(control) -> str:
         label = option.inner_text().strip()
         option.click()
         return f"chose {label!r}"
+    if "widget-play" in classes:   # the ipywidgets Play: press its play button
+        control.locator("button").first.click()
+        return "pressed play"
     if classes & {"widget-button", "widget-toggle-button"}:
         control.click()
         return "clicked"
@@ -740,3 +766,217 @@ def _edit_text(control) -> str:
     box.press("Enter")
     box.blur()
     return f"typed {text!r}"
+
+
+# --- Voila: a widget served as a standalone web app ----------------------------------------------
+
+class VoilaApp:
+    """Voila serving one notebook on 127.0.0.1 (a free port), started and stopped by this object.
+
+    Its config and runtime dirs live under ``home``. ``stop()`` signals the server by its pid,
+    then every kernel it started, by pid.
+    """
+
+    def __init__(self, notebook: Path, home: Path):
+        self.notebook, self.home = notebook.resolve(), home
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = home / f"voila-{notebook.stem}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> VoilaApp:
+        env = {**os.environ,
+               "JUPYTER_CONFIG_DIR": str(self.home / "config"),
+               "JUPYTER_RUNTIME_DIR": str(self.home / "runtime"),
+               "IPYTHONDIR": str(self.home / "ipython")}
+        command = [str(Path(sys.executable).parent / "voila"), str(self.notebook),
+                   "--no-browser", "--Voila.ip=127.0.0.1", f"--port={self.port}",
+                   "--Voila.port_retries=0", "--show_tracebacks=True"]
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=self.notebook.parent, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Voila exited with code {self.process.returncode}:\n"
+                                   f"{self.log_tail()}")
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError(f"Voila did not listen within {SERVER_START_S} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        children = _child_pids(self.process.pid)
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        for pid in children:  # the kernels it started
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# Every eda-control under the widget: a label a learner can read (its description, its own
+# text, the options' texts, or a title) and an element the Tab key reaches (enabled, not
+# tabindex=-1). What "usable from the keyboard" needs before any key is pressed.
+_LABELS_AND_FOCUS = """(root) => {
+  const problems = [];
+  for (const control of document.querySelectorAll('.' + root + ' .eda-control')) {
+    const name = Array.from(control.classList).filter(c => c.startsWith(root + '-')).join(' ');
+    // a button may say its word through CSS (the Play widget's icon buttons do)
+    const words = Array.from(control.querySelectorAll('button')).map(
+      b => getComputedStyle(b, '::after').content.replace(/^(none|normal)$/, '')).join('');
+    const label = (control.querySelector('.widget-label')?.textContent || '').trim()
+      || (control.innerText || '').trim() || control.getAttribute('title') || words;
+    if (!label) problems.push(name + ': no label');
+    const focusable = Array.from(control.matches('button, select, input') ? [control]
+        : control.querySelectorAll('button, select, input, [tabindex]'))
+      .filter(e => !e.disabled && e.tabIndex >= 0);
+    if (!focusable.length && !control.matches(':disabled') && !control.querySelector(':disabled'))
+      problems.push(name + ': nothing the keyboard can reach');
+  }
+  return problems;
+}"""
+
+
+class VoilaPage(LabPage):
+    """One chromium page showing a Voila app: every ``eda-control`` used, a view must change.
+
+    The same rules as :class:`LabPage` (the same retries, the same way of using each kind of
+    control); what differs is how the page is found and when a use has settled: Voila has no
+    notebook panel, so the page's body is the panel, and a use has settled when the views
+    stopped changing for a moment.
+    """
+
+    SETTLE_MS = 400
+
+    def __init__(self, page, app: VoilaApp, artifacts: Path):
+        self.page, self.lab, self.artifacts = page, app, artifacts
+        self.console_errors: list[str] = []
+        self.panel = "body"
+        page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
+
+    def check_app(self, root_class: str, name: str) -> NotebookReport:
+        """Open the app, wait for its widget, use every control; the report."""
+        report = NotebookReport(name)
+        self.page.goto(self.lab.url, timeout=RUN_ALL_TIMEOUT_MS)
+        try:
+            self.page.wait_for_selector(f".{root_class}", timeout=RUN_ALL_TIMEOUT_MS)
+        except PlaywrightTimeout:
+            report.problems.append(f"no .{root_class} on the page within "
+                                   f"{RUN_ALL_TIMEOUT_MS} ms:\n{self.lab.log_tail()}")
+            return report
+        self.page.evaluate("() => { window.__eda = {panel: {node: document.body}, "
+                           "problems: []}; }")
+        self._wait_still()
+        self._screenshot(report, "rendered", f".{root_class}")
+        self._use_controls(report)
+        report.write_json(self.artifacts / f"{name}.json")
+        return report
+
+    def check_keyboard(self, root_class: str, keys: Sequence[tuple[str, str]]) -> list[str]:
+        """Every control has a label and something the keyboard can reach; each ``(control
+        class, key)`` of ``keys`` is then used with the keyboard alone (focused, the key
+        pressed) and must change a view. Call after :meth:`check_app`; the problems."""
+        problems = list(self.page.evaluate(_LABELS_AND_FOCUS, root_class))
+        for name, key in keys:
+            control = self.page.locator(f".{name}").first
+            if "widget-toggle-buttons" in control.evaluate("e => e.className"):
+                target = control.locator("button:not(.mod-active)").first   # another option
+            elif control.evaluate("e => e.matches('button, select, input')"):
+                target = control
+            else:   # a slider's handle, a Play's first button
+                target = control.locator(".noUi-handle, button, select, input").first
+            self.page.evaluate(f"() => {{ window.__eda.before = ({_VIEWS})(); }}")
+            target.focus()
+            self.page.keyboard.press(key)
+            try:
+                self.page.wait_for_function(_VIEWS_CHANGED, timeout=KERNEL_REPLY_TIMEOUT_MS)
+            except PlaywrightTimeout:
+                problems.append(f"{name}: {key} pressed on it, no eda-view changed")
+            self._wait_still()
+        return problems
+
+    def _wait_still(self) -> None:
+        """Until no view changed for SETTLE_MS (or 10 s passed)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            self.page.evaluate(f"() => {{ window.__eda.before = ({_VIEWS})(); }}")
+            self.page.wait_for_timeout(self.SETTLE_MS)
+            if not self.page.evaluate(_VIEWS_CHANGED):
+                return
+
+    def _put_back(self, toggle) -> None:
+        act_on(toggle)
+        self._wait_still()
+
+    def _settle(self) -> None:
+        self._wait_still()
+
+    def _use_control(self, name: str, control) -> ControlOutcome:
+        outcome = ControlOutcome(name)
+        if control.evaluate(_DISABLED):
+            outcome.action, outcome.problem = "left alone", "disabled"
+            return outcome
+        self.page.evaluate(f"() => {{ window.__eda.before = ({_VIEWS})(); }}")
+        started = time.perf_counter()
+        try:
+            outcome.action = act_on(control)
+        except UnsupportedControl as error:
+            outcome.problem = str(error)
+            return outcome
+        try:
+            self.page.wait_for_function(_VIEWS_CHANGED, timeout=KERNEL_REPLY_TIMEOUT_MS)
+            outcome.redraw_ms = round((time.perf_counter() - started) * 1000, 1)
+        except PlaywrightTimeout:
+            outcome.problem = "no eda-view changed"
+        self._wait_still()
+        return outcome
+
+    def _screenshot(self, report: NotebookReport, step: str, selector: str) -> None:
+        if selector.startswith(".jp-OutputArea-output"):
+            selector = ".jp-OutputArea-output"   # the app's one output
+        super()._screenshot(report, step, selector)
+
+
+@contextmanager
+def voila_session(notebook: Path, home: Path, artifacts: Path) -> Iterator[VoilaPage]:
+    """Voila serving ``notebook`` and chromium showing it, both stopped on exit."""
+    from playwright.sync_api import expect
+
+    app = VoilaApp(notebook, home)
+    playwright = context = None
+    try:
+        app.start()
+        playwright = _acquire_playwright()
+        expect.set_options(timeout=UI_TIMEOUT_MS)
+        context = launch_chromium(playwright, home / f"chromium-{notebook.stem}")
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        # Voila's page template links Font Awesome from a CDN: no network here, and none needed
+        # (only the icons are missing), so the request is refused at once instead of tried.
+        context.route(lambda url: not url.startswith(app.url), lambda route: route.abort())
+        page = context.pages[0] if context.pages else context.new_page()
+        yield VoilaPage(page, app, artifacts)
+    finally:
+        if context is not None:
+            context.close()
+        if playwright is not None:
+            _release_playwright()
+        app.stop()

@@ -23,6 +23,7 @@ from browser_support import (
     browser_session,
     displays_widget,
     require_browser,
+    voila_session,
     widget_renderer_problem,
     write_widget_notebook,
 )
@@ -248,3 +249,39 @@ def test_notebook_widgets_render_and_respond_in_the_browser(lab_page, notebook):
     report = lab_page.check(f"notebooks/{notebook}")
     assert not report.problems, _explain(report, lab_page)
     assert report.screenshots
+
+
+# --- the two seed widgets as Voila apps -------------------------------------------------------
+
+APPS = {"outbox_visualizer": "eda-outbox-visualizer", "saga_stepper": "eda-saga-stepper"}
+# The controls the timeline and the stories add to both widgets: each must change a view.
+TIMELINE_CONTROLS = ("back", "forward", "slider", "play", "speed", "story", "story-next")
+# Used with the keyboard alone (focus, then the key) in each app, after the mouse pass: the
+# main buttons (Enter), a toggle's option (Space), a stop toggle, the timeline's slider (an
+# arrow key) and back.
+KEYBOARD = {
+    "outbox_visualizer": [("place", "Enter"), ("step", "Enter"), ("relay-crash", "Space"),
+                          ("stop-relay", "Space"), ("slider", "ArrowLeft"), ("back", "Enter")],
+    "saga_stepper": [("step", "Enter"), ("outcome-authorize-payment", "Space"),
+                     ("stop-payment", "Space"), ("drop", "Enter"), ("slider", "ArrowLeft"),
+                     ("back", "Enter")],
+}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("app", list(APPS))
+def test_the_seed_widgets_run_as_voila_apps_and_every_control_redraws(app, tmp_path):
+    """Voila on 127.0.0.1 (a free port, stopped by its pid) serves apps/<app>.ipynb; chromium
+    uses every control of the widget, and each use must change a view; then every control has
+    a label and a keyboard stop, and a few are used with the keyboard alone."""
+    require_browser()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with voila_session(ROOT / "apps" / f"{app}.ipynb", tmp_path, ARTIFACTS) as page:
+        report = page.check_app(APPS[app], f"voila-{app}")
+        keyboard_problems = page.check_keyboard(APPS[app], [
+            (f"{APPS[app]}-{name}", key) for name, key in KEYBOARD[app]])
+    assert not report.problems, _explain(report, page)
+    used = {outcome.name for outcome in report.controls}
+    assert {f"{APPS[app]}-{name}" for name in TIMELINE_CONTROLS} <= used, sorted(used)
+    assert all(o.redraw_ms is not None for o in report.controls)
+    assert not keyboard_problems, keyboard_problems

@@ -93,7 +93,8 @@ def test_the_sdist_carries_the_data_the_notebooks_and_the_test_helpers(dists):
     wanted = {"tests/conftest.py", "tests/browser_support.py", "tests/saga_helpers.py",
               "LICENSE", "constraints.txt", "environment.yml", "postBuild",
               *(f"data/{name}" for name in DATA_FILES),
-              *(f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb"))}
+              *(f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")),
+              *(f"apps/{p.name}" for p in (ROOT / "apps").glob("*.ipynb"))}
     assert not wanted - names, f"missing from the sdist: {sorted(wanted - names)}"
 
 
