@@ -28,9 +28,9 @@ def test_the_happy_path_runs_every_step_once_in_order():
         pair for step in STEPS for pair in (("step_sent", step), ("step_succeeded", step))
     ] + [("completed", None)]
     assert all_problems(runner, saga_id) == []
-    # ten hops of 10 ms; each message but the first waits 5 ms for its relay (the stream
-    # latency of the log-tailing relay; the first is read by the relay's first read)
-    assert runner.clock.now == 145.0
+    # ten hops of 10 ms, each message 5 ms behind its commit (the log-tailing relay's stream
+    # latency)
+    assert runner.clock.now == 150.0
     assert runner.data()["order"]["orders"][0]["state"] == "APPROVED"
 
 
@@ -278,7 +278,7 @@ def test_a_service_may_take_several_waiting_messages_per_event():
     ids = [runner.start(order(n, sku="book", quantity=1)) for n in range(1, 6)]
     runner.run()
     assert {runner.status(s) for s in ids} == {"completed"}
-    assert runner.clock.now == 145.0  # five sagas side by side, ten hops each (as one saga)
+    assert runner.clock.now == 150.0  # five sagas side by side, ten hops each (as one saga)
     with pytest.raises(ValueError, match="max_batch must be an integer >= 1"):
         SagaRunner(max_batch=0)
 

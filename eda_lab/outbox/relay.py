@@ -119,6 +119,9 @@ class Relay:
         self.crashes = 0
         self.down_until = -1.0
         self.process = None
+        self._unread = False    # rows may be waiting: a commit since the last read, or more
+        self._polling = False   # inside poll_once (its own mark is no news)
+        on_commit(db, self._committed)
         self._next_cleanup = 0.0
         create_outbox(db, table)
 
@@ -132,12 +135,22 @@ class Relay:
         order per aggregate).
         """
         self.polls += 1
+        self._polling = True
+        try:
+            published, read = self._poll()
+        finally:
+            self._polling = False
+        # more may be waiting after a full batch, and the refused rest of one is still there
+        self._unread = read >= self.batch_size or published < read
+        return published
+
+    def _poll(self) -> tuple[int, int]:
         faults, trace, now = self.faults, self.trace, self.clock.now
         if self.cleanup == "retain" and now >= self._next_cleanup:
             self.purge(now)
         batch = self._read()
         if not batch:
-            return 0
+            return 0, 0
         if trace.enabled:
             trace.add(now, "read", self.name, self.topic,
                       detail=f"{len(batch)} row(s) from {self._source()}")
@@ -158,7 +171,7 @@ class Relay:
                 trace.add(now, "mark", self.name, self.topic,
                           detail=f"{len(done)} published; {self._mark_detail(done)}")
             faults.check(AFTER_MARK, trace=trace, now=now, actor=self.name)
-        return len(done)
+        return len(done), len(batch)
 
     def drain(self, max_polls: int = 10_000) -> int:
         """Poll until nothing is left (or the broker refuses everything); returns the count."""
@@ -216,10 +229,15 @@ class Relay:
     def up(self) -> bool:
         return self.clock.now >= self.down_until
 
+    def _committed(self) -> None:
+        if not self._polling:
+            self._unread = True
+
     @property
     def busy(self) -> bool:
-        """True while it has work it knows of: it is down (and will be back to read)."""
-        return not self.up
+        """True while it has work it knows of: rows committed since its last read (or left by
+        it), or it is down (and will be back to read)."""
+        return self._unread or not self.up
 
     # -- what each relay reads and marks -----------------------------------------------------
     def _read(self) -> list[tuple]:
@@ -323,15 +341,20 @@ class LogTailingRelay(Relay):
 
     It streams: every commit on the database wakes it ``stream_latency_ms`` later, and it reads
     everything waiting from its offset (``stream_latency_ms=None``: it only polls, every
-    ``poll_interval_ms``, like the polling relay).
+    ``poll_interval_ms``, like the polling relay). While streaming it also looks every
+    ``poll_interval_ms``, for commits it was not told of (another process's); with
+    ``poll_fallback=False`` only commits wake it (every writer of the database is in this
+    process, as in a saga runner): an idle relay then sets no timer at all.
     """
 
     kind = "log-tailing"
 
     def __init__(self, db: sqlite_utils.Database, broker: Broker, *,
-                 stream_latency_ms: float | None = STREAM_LATENCY_MS, **settings):
+                 stream_latency_ms: float | None = STREAM_LATENCY_MS,
+                 poll_fallback: bool = True, **settings):
         if stream_latency_ms is not None:
             check.ms("stream_latency_ms", stream_latency_ms, positive=False)
+        self.poll_fallback = check.flag("poll_fallback", poll_fallback)
         super().__init__(db, broker, **settings)
         enable_change_log(db, self.table)
         create_offsets(db)
@@ -344,15 +367,12 @@ class LogTailingRelay(Relay):
         self.stream_latency_ms = stream_latency_ms
         self._woken = None        # the clock event a commit triggers (while waiting)
         self._wake_due = False    # a wake is scheduled already
-        self._unread = False      # a commit it was told of waits to be read
-        if stream_latency_ms is not None:
-            on_commit(db, self._committed)
 
     # -- streaming: the log reaches the relay a moment after each commit --------------------
     def _committed(self) -> None:
-        if self.process is None:
+        super()._committed()
+        if self._polling or self.process is None or self.stream_latency_ms is None:
             return
-        self._unread = True
         if not self._wake_due:
             self._wake_due = True
             self.clock.call_later(self.stream_latency_ms, self._wake)
@@ -367,14 +387,13 @@ class LogTailingRelay(Relay):
             return super()._next_read(published)
         if published >= self.batch_size:  # a full batch: more is waiting, read on at once
             return self.clock.timeout(0)
+        if self._unread:   # the broker refused part of the batch: try again after an interval
+            return self.clock.timeout(self.poll_interval_ms)
         env = self.clock.env
         self._woken = env.event()
+        if not self.poll_fallback:
+            return self._woken
         return env.any_of([self._woken, self.clock.timeout(self.poll_interval_ms)])
-
-    @property
-    def busy(self) -> bool:
-        """True while a commit it was told of waits to be read, or it is down."""
-        return self._unread or not self.up
 
     def _published_by_all(self) -> int:
         """The log position every relay tailing this log has published (cleanup stops there)."""
@@ -388,7 +407,6 @@ class LogTailingRelay(Relay):
         return row[0] if row else 0
 
     def _read(self) -> list[tuple]:
-        self._unread = False
         return self.db.conn.execute(self._select, (self.offset, self.batch_size)).fetchall()
 
     def _mark(self, done: list[int], now: float) -> None:

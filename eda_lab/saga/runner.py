@@ -250,8 +250,10 @@ class ServiceHost:
     def _add_relay(self, db: sqlite_utils.Database, table: str, topic: Callable[[str], str] | str,
                    name: str) -> Relay:
         """The relay of one service's outbox (``self.relay_kind``), running on the clock."""
-        settings = {"stream_latency_ms": STREAM_LATENCY_MS} if self.relay_kind == "log-tailing" \
-            else {}
+        # (log tailing: every writer of these databases is in this process, so commits wake the
+        # relay and an idle one sets no timer)
+        settings = {"stream_latency_ms": STREAM_LATENCY_MS, "poll_fallback": False} \
+            if self.relay_kind == "log-tailing" else {}
         relay = make_relay(self.relay_kind, db, self.broker, table=table, topic=topic, name=name,
                            poll_interval_ms=self.relay_poll_ms, cleanup="delete",
                            batch_size=RELAY_BATCH_SIZE, read_on_full=True,
