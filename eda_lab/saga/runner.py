@@ -299,16 +299,19 @@ class ServiceHost:
         return True
 
     # -- running ----------------------------------------------------------------------------
-    def step(self) -> list[TraceRecord]:
+    def step(self, until_ms: float | None = None) -> list[TraceRecord]:
         """Advance the clock to the next thing that happens; its trace records.
 
         One message handled by one service, one deadline, one crash or restart. An empty list
-        means nothing is left to happen.
+        means nothing is left to happen (before ``until_ms``, if given: a widget that holds a
+        service stopped does not jump to the end of its outage).
         """
         before_actions = self.actions
         before_trace = len(self.trace)
         clock = self.clock
         while self.actions == before_actions and self.busy:  # (a relay's idle polls go on)
+            if until_ms is not None and clock.next_event_at() >= until_ms:
+                break
             if not clock.step():
                 break
         return self.trace.tail(len(self.trace) - before_trace)
