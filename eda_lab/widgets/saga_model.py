@@ -207,6 +207,7 @@ class SagaStepperModel:
         self.set_crash(self.crash)
         self.participant_crash: tuple[str, str] | None = None
         self.stopped: dict[str, Outage] = {}
+        self._stalled = False   # the last step found nothing to do before a stop's horizon
         self.armed_messages: dict[str, int] = {}   # name -> the visit it fires at
         before = len(self.runner.trace)
         self.saga_id = self.runner.start(self.order)
@@ -288,6 +289,7 @@ class SagaStepperModel:
         self.faults.outages = kept
         self.runner.trace.add(now, "restart", participant,
                               detail="resumed by the learner: it takes what waited")
+        self._stalled = False
         process = self.runner.processes[participant]
         process.wake_at = None       # its long sleep (until the outage's end) is cancelled
         process.ring()
@@ -307,9 +309,10 @@ class SagaStepperModel:
         if self.waiting_for_resume or self.finished:
             self.happened = []
             return self.happened
-        self.happened = self.runner.step()
+        self.happened = self.runner.step(until_ms=self._horizon())
         if self.happened:
             self.steps_taken += 1
+        self._stalled = not self.happened and self._horizon() is not None
         self._after_step()
         return self.happened
 
@@ -319,7 +322,8 @@ class SagaStepperModel:
         before = len(self.runner.trace)
         taken = 0
         while taken < max_steps and not self.finished and not self.waiting_for_resume:
-            if not self.runner.step():
+            if not self.runner.step(until_ms=self._horizon()):
+                self._stalled = self._horizon() is not None
                 break
             taken += 1
             self.steps_taken += 1
@@ -340,14 +344,19 @@ class SagaStepperModel:
         self._track_agreement()
 
     # -- what the views show ----------------------------------------------------------------
+    def _horizon(self) -> float | None:
+        """When the first stopped participant's outage would end by itself (None: none)."""
+        return min((o.end_ms for o in self.stopped.values()), default=None)
+
     @property
     def waiting_for_resume(self) -> bool:
         """True when the next thing to happen is a stopped participant's outage ending by
         itself: nothing more happens until the learner resumes it."""
-        if not self.stopped:
+        horizon = self._horizon()
+        if horizon is None:
             return False
-        horizon = min(o.end_ms for o in self.stopped.values())
-        return self.runner.clock.next_event_at() >= horizon
+        # (or the last step found nothing before it but a relay's idle look at its log)
+        return self.runner.clock.next_event_at() >= horizon or self._stalled
 
     @property
     def status(self) -> str:
