@@ -99,6 +99,7 @@ class CdcRelay:
         self.published = 0
         self.confirmed_lsn: int | None = None
         self.lags_ms: list[float] = []       # broker ack time - created_at, per event
+        self.last_batch: list[str] = []      # aggregate ids of the last published batch
         self._decoder = PgOutputDecoder()
         self._txn: list = []                 # inserts of the transaction being read
         self._ready: list = []               # read, committed, not yet acknowledged
@@ -151,6 +152,7 @@ class CdcRelay:
             self._cur.send_feedback(flush_lsn=self._ready_lsn, force=True)
             self.confirmed_lsn = self._ready_lsn
             self.published += len(acks)
+            self.last_batch = [row["aggregateid"] for row in batch]
             self._ready = []
             self.faults.check(AFTER_CONFIRM, actor=self.name)
             return len(acks)
