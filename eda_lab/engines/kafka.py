@@ -45,6 +45,7 @@ BIN_ENV = "EDA_LAB_TANSU_BIN"
 ACK_TIMEOUT_S = 10.0          # how long publish_batch waits for the broker's acks
 SESSION_TIMEOUT_MS = 2_000    # a dead consumer's partitions move after this; first join ~1 s
 HEARTBEAT_MS = 300
+FETCH_WAIT_MS = 10
 
 # librdkafka logs from its own threads straight to stderr; send them to Python logging instead
 # (silent unless configured), so notebook outputs stay clean.
@@ -280,7 +281,9 @@ class KafkaConsumer:
             **broker._common, "group.id": group, "client.id": self.name,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_MS,
-            "enable.partition.eof": False}, logger=_LOG)
+            # the broker answers a fetch at once when it has data, else after 10 ms (the
+            # default, 500 ms, is a throughput setting that would dominate the lag here)
+            "fetch.wait.max.ms": FETCH_WAIT_MS, "enable.partition.eof": False}, logger=_LOG)
         if join_group:
             self._consumer.subscribe([topic], on_assign=self._on_assign,
                                      on_revoke=self._on_revoke)
