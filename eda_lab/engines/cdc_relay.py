@@ -18,7 +18,10 @@ confirms a transaction's end LSN only after the broker acknowledged every event 
 A duplicate is repairable, a loss is not, so the confirmation comes last. psycopg2 would send
 it on its own only every ``status_interval`` (10 s); the relay calls
 ``send_feedback(flush_lsn=..., force=True)`` right after each acknowledged batch, otherwise a
-crash would republish up to 10 s of events.
+crash would republish up to 10 s of events. Even so, a confirmation is a message on its way:
+a relay that dies while the server is busy streaming to it resets the connection, the server
+drops what it had not read yet, and the last confirmed batch comes again. At least once means
+exactly that: the inbox downstream is not optional.
 
 **The slot holds WAL.** While the relay is down, the server keeps every WAL segment from the
 slot's ``restart_lsn`` on, so a relay that never comes back fills the disk:
@@ -58,9 +61,11 @@ AFTER_PUBLISH = crash_point(
     "position: the next relay publishes it again (duplicates)")
 AFTER_CONFIRM = crash_point(
     "pg_relay.after_confirm",
-    "the CDC relay confirmed the slot position and died: nothing lost, nothing repeated")
+    "the CDC relay confirmed the slot position and died: nothing lost; repeated only if the "
+    "confirmation was still unread by the server when the connection died")
 
 BATCH_SIZE = 500
+LINGER_S = 0.005   # how long a partial batch waits for more of a burst before it is published
 
 
 # --- the relay ----------------------------------------------------------------------------
@@ -166,8 +171,12 @@ class CdcRelay:
         while len(self._ready) < self.batch_size:
             message = cur.read_message()
             if message is None:
+                if self._ready:   # linger a moment: a backlog arrives in bursts
+                    if not select.select([self._conn], [], [], LINGER_S)[0]:
+                        return
+                    continue
                 left = deadline - time.monotonic()
-                if self._ready or left <= 0:
+                if left <= 0:
                     return
                 select.select([self._conn], [], [], left)
                 continue

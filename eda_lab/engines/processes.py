@@ -44,8 +44,11 @@ def check_port(port: int | None, argument: str = "port") -> int:
         raise ValueError(f"{argument} must be an integer from 1024 to 65535 or None (pick a "
                          f"free one), got {port!r}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the servers do: a port whose last connections linger in TIME_WAIT is free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
+            sock.listen()
         except OSError:
             raise PortInUse(f"{argument}={port} is already in use on {HOST}; pass another "
                             f"{argument}, or {argument}=None to pick a free one") from None
