@@ -248,11 +248,11 @@ class KillRun:
 
 def run_relay_kills(engines, broker: str = "redis", *, kills: int = 20, seed: int = 0,
                     gap_s: tuple[float, float] = (0.05, 0.4), batch_size: int = 200,
-                    timeout_s: float = 60.0) -> KillRun:
+                    rate_per_s: float = 300.0, timeout_s: float = 60.0) -> KillRun:
     """SIGKILL the CDC relay process ``kills`` times, by pid, while a writer inserts.
 
-    Between two kills the relay runs for a seeded random time in ``gap_s`` (seconds) after it
-    reported ready; then one last relay drains the slot and the checks compare what the
+    The writer places about ``rate_per_s`` orders a second. Between two kills the relay runs
+    for a seeded random time in ``gap_s`` (seconds) after it reported ready; then one last relay drains the slot and the checks compare what the
     consumer applied with what PostgreSQL committed."""
     if isinstance(kills, bool) or not isinstance(kills, int) or kills < 0:
         raise ValueError(f"kills must be an integer >= 0, got {kills!r}")
@@ -261,10 +261,15 @@ def run_relay_kills(engines, broker: str = "redis", *, kills: int = 20, seed: in
     stop_writer, stop_consumer = threading.Event(), threading.Event()
     written = [0]
 
-    def write() -> None:
+    def write() -> None:    # at about rate_per_s orders a second, until told to stop
         writer_rng = random.Random(seed + 1)
+        start, n = time.monotonic(), 0
         while not stop_writer.is_set():
             written[0] += _write(setup.service, 1, writer_rng)
+            n += 1
+            delay = start + n / rate_per_s - time.monotonic()
+            if delay > 0:
+                stop_writer.wait(delay)
 
     process = RelayProcess(setup.dsn, setup.client, topic=setup.topic, slot=setup.slot,
                            batch_size=batch_size)

@@ -23,6 +23,21 @@ from .errors import EngineUnavailable
 KINDS = ("cdc", "polling")
 READY = "ready"
 
+# How the child starts: the relay needs a handful of eda_lab's modules (faults, messages,
+# partitioning, engines), but ``import eda_lab`` runs the package's __init__, which loads the
+# notebooks' whole toolkit (sqlite-utils, pandas: about a second). A relay restart is the
+# very thing being measured, so the child registers the package without running its __init__
+# and imports only what the relay uses.
+_BOOTSTRAP = """\
+import importlib.util, sys, types
+spec = importlib.util.find_spec("eda_lab")
+package = types.ModuleType("eda_lab")
+package.__path__, package.__spec__ = list(spec.submodule_search_locations), spec
+sys.modules["eda_lab"] = package
+from eda_lab.engines.relay_process import main
+sys.exit(main(sys.argv[1:]))
+"""
+
 
 def _broker(kind: str, address: str):
     if kind == "kafka":
@@ -77,7 +92,7 @@ class RelayProcess:
         address = getattr(broker, "bootstrap", None) or getattr(broker, "url", None)
         if address is None:
             raise TypeError(f"broker must be a KafkaBroker or a RedisStreamsBroker, got {broker!r}")
-        self.argv = [sys.executable, "-m", "eda_lab.engines.relay_process", "--dsn", dsn,
+        self.argv = [sys.executable, "-c", _BOOTSTRAP, "--dsn", dsn,
                      "--broker", broker.kind, "--address", address, "--relay", relay,
                      "--topic", topic, "--slot", slot, "--batch-size", str(batch_size)]
         self.process: subprocess.Popen | None = None
