@@ -65,7 +65,7 @@ AFTER_CONFIRM = crash_point(
     "confirmation was still unread by the server when the connection died")
 
 BATCH_SIZE = 500
-LINGER_S = 0.005   # how long a partial batch waits for more of a burst before it is published
+LINGER_S = 0.002   # how long a batch waits, after its first event, for more of a burst
 
 
 # --- the relay ----------------------------------------------------------------------------
@@ -167,12 +167,16 @@ class CdcRelay:
 
     def _read(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
+        linger_until = None   # a batch waits at most LINGER_S after its first event for more
         cur = self._cur
         while len(self._ready) < self.batch_size:
             message = cur.read_message()
             if message is None:
-                if self._ready:   # linger a moment: a backlog arrives in bursts
-                    if not select.select([self._conn], [], [], LINGER_S)[0]:
+                if self._ready:
+                    if linger_until is None:
+                        linger_until = time.monotonic() + LINGER_S
+                    left = linger_until - time.monotonic()
+                    if left <= 0 or not select.select([self._conn], [], [], left)[0]:
                         return
                     continue
                 left = deadline - time.monotonic()

@@ -153,6 +153,12 @@ def _wait_applied(setup: _Setup, events: int, timeout_s: float) -> None:
             conn.close()
 
 
+def _close(setup: _Setup) -> None:
+    setup.service.close()
+    setup.inbox.close()
+    setup.inbox.consumer.close()   # a Kafka consumer left open keeps fetching in the background
+
+
 def _consume(inbox: PgInboxConsumer, stop: threading.Event) -> None:
     while not stop.is_set():
         inbox.poll_once(500, 0.05)
@@ -223,8 +229,7 @@ def run_end_to_end(engines, broker: str = "redis", *, relay: str = "cdc", n_orde
     run = EndToEndRun(broker, relay, n_orders, events, seconds, report, len(inbox.received),
                       inbox.duplicates, len(plan.fired),
                       [lag for r in relays for lag in r.lags_ms], list(inbox.lags_ms))
-    setup.service.close()
-    inbox.close()
+    _close(setup)
     return run
 
 
@@ -296,6 +301,5 @@ def run_relay_kills(engines, broker: str = "redis", *, kills: int = 20, seed: in
     report = inbox.check(setup.service.truth())
     run = KillRun(broker, process.kills, written[0], len(inbox.received), inbox.duplicates,
                   report)
-    setup.service.close()
-    inbox.close()
+    _close(setup)
     return run

@@ -304,8 +304,16 @@ class KafkaConsumer:
         if self._buffer:
             records, self._buffer = self._buffer[:max_records], self._buffer[max_records:]
             return records
+        # consume(n, t) waits for n messages or t seconds; take what is there, and wait
+        # (at most timeout_s) only when nothing is
+        messages = self._consumer.consume(max_records, 0)
+        if not messages:
+            first = self._consumer.poll(timeout_s)
+            messages = [first] if first is not None else []
+            if messages and max_records > 1:
+                messages += self._consumer.consume(max_records - 1, 0)
         records = []
-        for message in self._consumer.consume(max_records, timeout_s):
+        for message in messages:
             error = message.error()
             if error is not None:
                 if error.fatal():
