@@ -48,7 +48,7 @@ $(LAB_STAMP): pyproject.toml $(CONSTRAINTS)
 
 $(DEV_STAMP): pyproject.toml $(CONSTRAINTS)
 	$(make_venv)
-	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev,engines]'
 	touch $@
 
 # Served from the repository root, so learners can browse eda_lab/ and data/ beside the

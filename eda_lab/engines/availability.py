@@ -1,0 +1,33 @@
+"""What can run here: each engine's driver and server binary, checked without starting anything.
+
+Importing this module needs none of the drivers, so a test or a notebook can ask first and
+skip (or say what to install) instead of failing with an ImportError.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+ENGINES = ("postgres", "kafka", "redis")
+DRIVERS = {"postgres": "psycopg2", "kafka": "confluent_kafka", "redis": "redis"}
+INSTALL = "pip install -e '.[engines]'"
+
+
+def missing(engine: str) -> str | None:
+    """Why ``engine`` ("postgres", "kafka", "redis") cannot run here, or None if it can."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    driver = DRIVERS[engine]
+    if importlib.util.find_spec(driver) is None:
+        return f"the Python package {driver} is not installed ({INSTALL})"
+    if engine == "postgres":
+        from .postgres import missing_postgres
+
+        return missing_postgres()
+    if engine == "kafka":
+        from .kafka import missing_kafka
+
+        return missing_kafka()
+    from .redis_streams import missing_redis
+
+    return missing_redis()

@@ -1,0 +1,51 @@
+"""Notebook 08 follows the course template: exercises with self-checks and hidden solutions
+stored without outputs, timing-dependent outputs not compared, the engines stopped at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_production.ipynb"
+
+
+def cells() -> list[dict]:
+    return json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_solution_cells_are_tagged_hidden_and_stored_without_outputs():
+    solutions = [c for c in cells() if c["cell_type"] == "code"
+                 and source(c).startswith("# Solution")]
+    assert len(solutions) >= 3
+    for cell in solutions:
+        assert "solution" in cell["metadata"].get("tags", [])
+        assert cell["metadata"].get("jupyter", {}).get("source_hidden") is True
+        assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+def test_the_notebook_follows_the_template_and_stops_its_engines():
+    text = [source(c) for c in cells()]
+    assert text[0].startswith("# 08 · ") and "07_chaos_lab.ipynb" in text[0]
+    headings = [t for t in text if t.startswith("## ")]
+    assert headings[0] == "## Setup"
+    markdown = "\n".join(text)
+    for section in ("## Key points", "## Check your understanding", "## Exercises"):
+        assert section in markdown
+    code = [source(c) for c in cells() if c["cell_type"] == "code"]
+    assert "start_engines(" in code[0] and "engines.stop()" in code[-1]
+
+
+def test_timing_outputs_are_not_compared_and_counts_are():
+    for cell in cells():
+        if cell["cell_type"] != "code":
+            continue
+        text = source(cell)
+        ignored = "nbval-ignore-output" in cell["metadata"].get("tags", [])
+        if "timings()" in text or "retained:" in text:
+            assert ignored, text[:60]
+        if ".counts()" in text and "timings" not in text:
+            assert not ignored, text[:60]
