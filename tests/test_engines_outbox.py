@@ -11,7 +11,7 @@ import pytest
 from engines_support import require, shared_engines
 
 from eda_lab.faults import fault_points
-from eda_lab.outbox import COLUMNS
+from eda_lab.outbox.table import COLUMNS
 
 pytestmark = pytest.mark.engines
 BROKERS = ["kafka", "redis"]
@@ -63,8 +63,9 @@ def test_the_order_service_has_the_sqlite_interface_and_writes_both_rows_at_once
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     ({"customer": "", "amount": 1}, ValueError, "customer must be a non-empty string"),
-    ({"customer": "ada", "amount": -1}, ValueError, "amount must be a finite number > 0"),
-    ({"customer": "ada", "amount": float("nan")}, ValueError, "amount must be a finite"),
+    ({"customer": "ada", "amount": -1}, ValueError, "amount must be a number > 0, got -1"),
+    ({"customer": "ada", "amount": float("nan")}, ValueError, "amount must be a number > 0, got nan"),
+    ({"customer": "ada", "amount": "9"}, TypeError, "amount must be a number > 0, got '9'"),
     ({"customer": "ada", "amount": 1, "details": [1]}, TypeError, "details must be a dict"),
     ({"customer": "ada", "amount": 1, "details": {"amount": 2}}, ValueError,
      r"details must not repeat \['amount'\]"),
@@ -191,8 +192,11 @@ def test_a_slot_of_another_plugin_is_a_clear_error(dsn):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"slot": "Bad-Name"}, "slot must be a lower-case SQL identifier"),
-    ({"batch_size": 0}, "batch_size must be an integer from 1 to 10000"),
+    ({"slot": "bad-name"}, r"slot must be a plain identifier \(letters, digits, underscore\)"),
+    ({"slot": "BadName"}, "slot must be a lower-case SQL identifier"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1 and <= 10000"),
+    ({"batch_size": 10_001}, "batch_size must be an integer >= 1 and <= 10000"),
+    ({"slot_wait_s": float("nan")}, "slot_wait_s must be a number of seconds >= 0"),
     ({"topic": ""}, "topic must be a non-empty string"),
 ])
 def test_relay_settings_are_checked(dsn, engines, kwargs, message):
@@ -249,3 +253,29 @@ def test_a_broker_outage_keeps_the_batch_and_publishes_it_when_back(dsn):
     finally:
         relay.close()
         server.stop()
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda e: e.start_engines("kafka"), TypeError, "brokers must be a list of names"),
+    (lambda e: e.start_engines(["rabbitmq"]), ValueError, r"each of brokers must be one of"),
+    (lambda e: e.start_engines([]), ValueError, "brokers must name at least one of"),
+    (lambda e: e.start_engines(durable="no"), TypeError, "durable must be True or False"),
+    (lambda e: e.run_end_to_end(None, relay="debezium"), ValueError,
+     r"relay must be one of \('cdc', 'polling'\)"),
+    (lambda e: e.run_end_to_end(None, n_orders=0), ValueError, "n_orders must be an integer >= 1"),
+    (lambda e: e.run_end_to_end(None, rate_per_s=float("inf")), ValueError,
+     "rate_per_s must be a number of orders per second > 0"),
+    (lambda e: e.run_end_to_end(None, partitions=65), ValueError, "partitions must be an integer"),
+    (lambda e: e.run_relay_kills(None, kills=-1), ValueError, "kills must be an integer >= 0"),
+    (lambda e: e.run_relay_kills(None, gap_s=(0.4,)), ValueError, r"gap_s must be \(shortest, "),
+    (lambda e: e.run_relay_kills(None, gap_s=(0.4, 0.1)), ValueError, r"gap_s\[1\] must be a "
+                                                                      "number of seconds >= 0.4"),
+    (lambda e: e.percentile([1.0], 101), ValueError, r"q must be a number in \[0, 100\]"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_experiment_settings_are_refused_before_anything_starts(call, error, message):
+    """``None`` stands in for the engines: a refused call never gets as far as using them."""
+    require("postgres")
+    import eda_lab.engines as e
+
+    with pytest.raises(error, match=message):
+        call(e)

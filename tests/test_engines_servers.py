@@ -89,7 +89,7 @@ def test_a_port_out_of_range_names_the_argument(port):
     require("postgres")
     from eda_lab.engines import start_postgres
 
-    with pytest.raises(ValueError, match=r"port must be an integer from 1024 to 65535 or None"):
+    with pytest.raises(ValueError, match=r"port must be an integer >= 1024 and <= 65535, got"):
         start_postgres(port=port)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from .. import _validate as check
+
 ENGINES = ("postgres", "kafka", "redis")
 DRIVERS = {"postgres": "psycopg2", "kafka": "confluent_kafka", "redis": "redis"}
 INSTALL = "pip install -e '.[engines]'"
@@ -15,8 +17,7 @@ INSTALL = "pip install -e '.[engines]'"
 
 def missing(engine: str) -> str | None:
     """Why ``engine`` ("postgres", "kafka", "redis") cannot run here, or None if it can."""
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    check.one_of("engine", engine, ENGINES)
     driver = DRIVERS[engine]
     if importlib.util.find_spec(driver) is None:
         return f"the Python package {driver} is not installed ({INSTALL})"

@@ -24,9 +24,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .. import _validate as check
 from ..messages import Message
 
 HEADER_NAMES = ("id", "type", "aggregatetype", "version", "created_at")
+MAX_PARTITIONS = 64
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,8 @@ class BrokerClient(Protocol):
 
 def check_publish_args(topic, key, value, headers) -> None:
     """The one check both brokers make before sending anything."""
-    if not isinstance(topic, str) or not topic:
-        raise ValueError(f"topic must be a non-empty string, got {topic!r}")
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"key must be a non-empty string (the aggregate id), got {key!r}")
+    check.name("topic", topic)
+    check.name("key", key)   # the aggregate id
     if not isinstance(value, (bytes, bytearray)):
         raise TypeError(f"value must be bytes (encode JSON text first), got "
                         f"{type(value).__name__}")
@@ -99,9 +99,7 @@ def check_publish_args(topic, key, value, headers) -> None:
 
 
 def check_partitions(partitions) -> int:
-    if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= 64:
-        raise ValueError(f"partitions must be an integer from 1 to 64, got {partitions!r}")
-    return partitions
+    return check.count("partitions", partitions, maximum=MAX_PARTITIONS)
 
 
 def outbox_record(topic: str, id: str, aggregatetype: str, aggregateid: str, type: str,

@@ -43,10 +43,11 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extras
 
+from .. import _validate as check
 from ..faults import Crash, FaultPlan, crash_point
 from .brokers import BrokerClient, outbox_record
 from .errors import BrokerDown, SlotInUse
-from .pg_outbox import OUTBOX_TABLE, PUBLICATION, now_ms
+from .pg_outbox import MAX_BATCH_SIZE, OUTBOX_TABLE, PUBLICATION, now_ms
 from .pgoutput import Commit, Insert, PgOutputDecoder, lsn_text
 from .postgres import check_identifier, connect
 from .slots import SLOT, ensure_slot
@@ -86,11 +87,10 @@ class CdcRelay:
         if not callable(getattr(broker, "publish_batch", None)):
             raise TypeError(f"broker must be a KafkaBroker or a RedisStreamsBroker (anything "
                             f"with publish_batch), got {broker!r}")
-        if not isinstance(topic, str) or not topic:
-            raise ValueError(f"topic must be a non-empty string, got {topic!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not \
-                1 <= batch_size <= 10_000:
-            raise ValueError(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        check.name("topic", topic)
+        check.count("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
+        check.name("name", name)
+        check.number("slot_wait_s", slot_wait_s, minimum=0, unit="seconds")
         check_identifier(slot, "slot")
         check_identifier(publication, "publication")
         self.dsn = dsn
@@ -196,6 +196,8 @@ class CdcRelay:
     def run(self, stop: threading.Event, *, idle_s: float = 0.05,
             retry_s: float = 0.2) -> None:
         """``poll_once`` until ``stop`` is set; a broker that is down is retried."""
+        check.number("idle_s", idle_s, above=0, unit="seconds")
+        check.number("retry_s", retry_s, above=0, unit="seconds")
         while not stop.is_set():
             try:
                 self.poll_once(idle_s)

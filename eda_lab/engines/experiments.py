@@ -3,7 +3,7 @@
 :func:`run_end_to_end` wires the write path of notebook 04 on real servers: the order service
 writes orders and outbox rows to PostgreSQL, a relay (CDC or polling) publishes them to a
 broker, a consumer with an inbox applies them in its own database, and
-:func:`eda_lab.check_consistency` judges the result. A relay that crashes at a crash point is
+:func:`eda_lab.outbox.check_consistency` judges the result. A relay that crashes at a crash point is
 restarted at once, as a supervisor would, by a new relay object on the same slot.
 
 :func:`run_relay_kills` does the same with the CDC relay in a process of its own, SIGKILLed by
@@ -25,10 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import _validate as check
 from ..faults import Crash, FaultPlan
+from .brokers import MAX_PARTITIONS
 from .cdc_relay import CdcRelay
 from .pg_consumer import PgInboxConsumer
-from .pg_outbox import PgOrderService
+from .pg_outbox import MAX_BATCH_SIZE, PgOrderService
 from .polling_relay import PgPollingRelay
 from .postgres import connect
 from .relay_process import RelayProcess
@@ -40,6 +42,7 @@ _RUNS = itertools.count(1)
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by nearest rank; NaN for no values."""
+    check.number("q", q, minimum=0, maximum=100)
     if not values:
         return math.nan
     ordered = sorted(values)
@@ -176,10 +179,16 @@ def run_end_to_end(engines, broker: str = "redis", *, relay: str = "cdc", n_orde
     ``batch_size``, so a fault plan gives the same duplicates on every run); otherwise the
     writer runs alongside the relay, at ``rate_per_s`` orders per second (None: flat out).
     """
-    if relay not in RELAYS:
-        raise ValueError(f"relay must be one of {RELAYS}, got {relay!r}")
-    if isinstance(n_orders, bool) or not isinstance(n_orders, int) or n_orders < 1:
-        raise ValueError(f"n_orders must be an integer >= 1, got {n_orders!r}")
+    check.one_of("relay", relay, RELAYS)
+    check.count("n_orders", n_orders)
+    if rate_per_s is not None:
+        check.number("rate_per_s", rate_per_s, above=0, unit="orders per second")
+    check.count("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
+    check.flag("write_first", write_first)
+    check.count("partitions", partitions, maximum=MAX_PARTITIONS)
+    check.number("poll_interval_s", poll_interval_s, above=0, unit="seconds")
+    check.seed("seed", seed)
+    check.number("timeout_s", timeout_s, above=0, unit="seconds")
     plan = faults if isinstance(faults, FaultPlan) else FaultPlan(faults or {}, seed=seed)
     setup = _setup(engines, broker, f"e2e_{relay}", partitions=partitions, slot=relay == "cdc")
     rng = random.Random(seed)
@@ -257,10 +266,19 @@ def run_relay_kills(engines, broker: str = "redis", *, kills: int = 20, seed: in
     """SIGKILL the CDC relay process ``kills`` times, by pid, while a writer inserts.
 
     The writer places about ``rate_per_s`` orders a second. Between two kills the relay runs
-    for a seeded random time in ``gap_s`` (seconds) after it reported ready; then one last relay drains the slot and the checks compare what the
-    consumer applied with what PostgreSQL committed."""
-    if isinstance(kills, bool) or not isinstance(kills, int) or kills < 0:
-        raise ValueError(f"kills must be an integer >= 0, got {kills!r}")
+    for a seeded random time in ``gap_s`` (seconds) after it reported ready; then one last
+    relay drains the slot and the checks compare what the consumer applied with what
+    PostgreSQL committed."""
+    check.count("kills", kills, minimum=0)
+    check.seed("seed", seed)
+    if len(check.sequence("gap_s", gap_s, "(0.05, 0.4)")) != 2:
+        raise ValueError(f"gap_s must be (shortest, longest) in seconds such as (0.05, 0.4), "
+                         f"got {gap_s!r}")
+    low = check.number("gap_s[0]", gap_s[0], above=0, unit="seconds")
+    check.number("gap_s[1]", gap_s[1], minimum=low, unit="seconds")
+    check.count("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
+    check.number("rate_per_s", rate_per_s, above=0, unit="orders per second")
+    check.number("timeout_s", timeout_s, above=0, unit="seconds")
     setup = _setup(engines, broker, "kills", partitions=3, slot=True)
     rng = random.Random(seed)
     stop_writer, stop_consumer = threading.Event(), threading.Event()

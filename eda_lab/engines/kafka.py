@@ -36,6 +36,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from .. import _validate as check
 from .brokers import Ack, OutgoingRecord, Record, check_partitions, check_publish_args
 from .errors import BrokerDown, EngineUnavailable
 from .processes import HOST, ServerProcess, check_port, port_open
@@ -149,11 +150,10 @@ class KafkaBroker:
         if not isinstance(bootstrap, str) or ":" not in bootstrap:
             raise ValueError(f"bootstrap must be 'host:port' (e.g. '127.0.0.1:9092'), got "
                              f"{bootstrap!r}")
-        if isinstance(ack_timeout_s, bool) or not isinstance(ack_timeout_s, (int, float)) \
-                or ack_timeout_s <= 0:
-            raise ValueError(f"ack_timeout_s must be a number > 0, got {ack_timeout_s!r}")
+        self.ack_timeout_s = check.number("ack_timeout_s", ack_timeout_s, above=0,
+                                          unit="seconds")
+        check.number("check_timeout_s", check_timeout_s, above=0, unit="seconds")
         self.bootstrap = bootstrap
-        self.ack_timeout_s = float(ack_timeout_s)
         common = {"bootstrap.servers": bootstrap, "log.connection.close": False,
                   "socket.connection.setup.timeout.ms": 3_000}
         self._common = common
@@ -267,12 +267,10 @@ class KafkaConsumer:
 
     def __init__(self, broker: KafkaBroker, group: str, topic: str, name: str | None = None,
                  *, join_group: bool = True):
-        if not isinstance(group, str) or not group:
-            raise ValueError(f"group must be a non-empty consumer group name, got {group!r}")
         self.broker = broker
-        self.group = group
-        self.topic = topic
-        self.name = name or group
+        self.group = check.name("group", group)
+        self.topic = check.name("topic", topic)
+        self.name = check.name("name", name) if name is not None else group
         self.rebalances = 0
         self.assigned: list[int] = []
         self._closed = False

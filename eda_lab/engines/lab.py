@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 from concurrent.futures import ThreadPoolExecutor
 
+from .. import _validate as check
 from .availability import missing
 from .errors import EngineUnavailable
 
@@ -100,10 +101,10 @@ def start_engines(brokers=BROKERS, *, durable: bool = True) -> Engines:
 
     A broker that cannot run on this machine is skipped (see ``Engines.missing``), unless it
     is the only one asked for; PostgreSQL is always needed."""
-    brokers = tuple(brokers)
-    unknown = [kind for kind in brokers if kind not in BROKERS]
-    if unknown or not brokers:
-        raise ValueError(f"brokers must be a non-empty subset of {BROKERS}, got {brokers!r}")
+    brokers = check.names("brokers", brokers, allowed=BROKERS)
+    if not brokers:
+        raise ValueError(f"brokers must name at least one of {BROKERS}, got []")
+    check.flag("durable", durable)
     reason = missing("postgres")
     if reason:
         raise EngineUnavailable(f"PostgreSQL cannot start: {reason}")

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-try:   # issue 9 moves the checks into the outbox package, which re-exports them
-    from ..outbox import ConsistencyReport, check_consistency
-except ImportError:
-    from ..checks import ConsistencyReport, check_consistency
+from .. import _validate as check
+from ..outbox import ConsistencyReport, check_consistency
 from .brokers import BrokerConsumer, Record
 from .pg_outbox import now_ms
 from .postgres import connect
@@ -52,8 +50,7 @@ class PgInboxConsumer:
         if not callable(getattr(consumer, "poll", None)):
             raise TypeError(f"consumer must be a broker consumer (broker.consumer(group, "
                             f"topic)), got {consumer!r}")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty consumer name, got {name!r}")
+        check.name("name", name)
         self.dsn = dsn
         self.consumer = consumer
         self.name = name
@@ -92,6 +89,8 @@ class PgInboxConsumer:
 
     def poll_once(self, max_records: int = 500, timeout_s: float = 0.2) -> int:
         """Read one batch and handle it; returns how many records were read."""
+        check.count("max_records", max_records)
+        check.number("timeout_s", timeout_s, minimum=0, unit="seconds")
         records = self.consumer.poll(max_records, timeout_s)
         self.handle(records)
         return len(records)

@@ -1,6 +1,6 @@
 """The transactional outbox on PostgreSQL: the same table and the same order service.
 
-The columns are those of :mod:`eda_lab.outbox` (``seq``, ``id``, ``aggregatetype``,
+The columns are those of :mod:`eda_lab.outbox.table` (``seq``, ``id``, ``aggregatetype``,
 ``aggregateid``, ``type``, ``payload``, ``version``, ``created_at``, ``published_at``), in
 PostgreSQL's types: ``seq`` is a ``bigserial`` (a sequence, taken at INSERT, which is what
 opens the polling gap, see :mod:`.polling_gap`), ``payload`` is ``jsonb``, the times are
@@ -13,7 +13,7 @@ order, so the slot exists before the first event is written and the relay cannot
 (Debezium takes an initial snapshot for the rows written before its slot existed; we avoid
 needing one).
 
-:class:`PgOrderService` has the interface of :class:`eda_lab.OrderService`:
+:class:`PgOrderService` has the interface of :class:`eda_lab.outbox.OrderService`:
 ``place_order(order_id=None, *, customer, amount, details=None) -> order id`` writes the order
 and its ``OrderPlaced`` outbox row in one local transaction; ``record_event`` changes an order
 and writes the next event; ``truth()`` is what the consistency checks compare against. Event
@@ -23,7 +23,6 @@ ids are ``<origin>-<order id>-v<version>``, derived from durable state, as in SQ
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 
+from .. import _validate as check
 from ..messages import is_past_tense, new_id
 from .postgres import check_identifier, connect
 from .slots import ensure_slot
@@ -39,8 +39,12 @@ OUTBOX_TABLE = "outbox"
 ORDERS_TABLE = "orders"
 PUBLICATION = "eda_lab_outbox"
 AGGREGATE_TYPE = "order"
+MAX_BATCH_SIZE = 10_000   # the most outbox rows a relay reads and publishes at once
+# The same as eda_lab.outbox.table.COLUMNS (tests/test_engines_outbox.py compares the table
+# PostgreSQL made with those). Not imported from there: the relay process would then load the
+# whole eda_lab.outbox package (see relay_process).
 COLUMNS = ("seq", "id", "aggregatetype", "aggregateid", "type", "payload", "version",
-           "created_at", "published_at")   # the same as eda_lab.outbox.COLUMNS
+           "created_at", "published_at")
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {ORDERS_TABLE} (
@@ -101,9 +105,9 @@ class PgOrderService:
     """The order service on PostgreSQL: orders and outbox in one database, one transaction."""
 
     def __init__(self, dsn: str, *, name: str = "order", slot: str | None = None):
+        self.name = check.name("name", name)
         install_outbox(dsn, slot=slot)
         self.dsn = dsn
-        self.name = name
         self.conn = connect(dsn)
         self.origin = self._origin()
         self._next_number = self._highest_number() + 1
@@ -133,28 +137,23 @@ class PgOrderService:
     def place_order(self, order_id: str | None = None, *, customer: str = "ada",
                     amount: float = 25.0, details: Mapping[str, Any] | None = None) -> str:
         """Write the order and its ``OrderPlaced`` outbox row in one transaction; its id."""
-        if order_id is None:
-            order_id = self.next_order_id()
-        elif not isinstance(order_id, str) or not order_id:
-            raise ValueError(f"order_id must be a non-empty string or None, got {order_id!r}")
-        if not isinstance(customer, str) or not customer:
-            raise ValueError(f"customer must be a non-empty string, got {customer!r}")
-        if (isinstance(amount, bool) or not isinstance(amount, (int, float))
-                or not math.isfinite(amount) or amount <= 0):
-            raise ValueError(f"amount must be a finite number > 0, got {amount!r}")
-        if details is not None and not isinstance(details, Mapping):
-            raise TypeError(f"details must be a dict such as {{'sku': 'book'}}, got "
-                            f"{type(details).__name__}")
-        extra = dict(details or {})
+        if order_id is not None:
+            check.name("order_id", order_id)
+        check.name("customer", customer)
+        check.number("amount", amount, above=0)
+        extra = dict(check.mapping("details", details, "{'sku': 'book'}") if details else {})
         taken = sorted({"order_id", "customer", "amount"} & set(extra))
         if taken:
             raise ValueError(f"details must not repeat {taken}: pass them as arguments")
         try:
-            payload = json.dumps({"order_id": order_id, "customer": customer, "amount": amount,
-                                  **extra}, separators=(",", ":"), allow_nan=False)
+            json.dumps(extra, allow_nan=False)
         except (TypeError, ValueError) as error:
             raise TypeError(f"details must be JSON (dict, list, str, int, float, bool, None): "
                             f"{error}") from None
+        if order_id is None:   # numbered only once the order is known to be good
+            order_id = self.next_order_id()
+        payload = json.dumps({"order_id": order_id, "customer": customer, "amount": amount,
+                              **extra}, separators=(",", ":"))
         now = now_ms()
         try:
             with self.conn, self.conn.cursor() as cur:
@@ -170,9 +169,14 @@ class PgOrderService:
     def record_event(self, order_id: str, type: str, payload: Mapping[str, Any] | None = None,
                      *, status: str | None = None) -> str:
         """Change an existing order (version + 1) and write its event, in one transaction."""
+        check.name("order_id", order_id)
         if not isinstance(type, str) or not is_past_tense(type):
             raise ValueError(f"type must be an event name in the past tense such as "
                              f"'OrderConfirmed', got {type!r}")
+        if status is not None:
+            check.name("status", status)
+        if payload is not None:
+            check.mapping("payload", payload, "{'reason': 'late'}")
         now = now_ms()
         with self.conn, self.conn.cursor() as cur:
             cur.execute(f"UPDATE {ORDERS_TABLE} SET version = version + 1, "

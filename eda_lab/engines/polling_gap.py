@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from .. import _validate as check
 from .brokers import BrokerClient
 from .cdc_relay import CdcRelay
 from .pg_outbox import AGGREGATE_TYPE, OUTBOX_TABLE, install_outbox, now_ms
@@ -51,6 +52,7 @@ def run_polling_gap(postgres: PostgresCluster, broker: BrokerClient, *,
                     topic: str = "gap") -> PollingGapRun:
     """Play the interleaving on a fresh database ``eda_lab_gap``; the three readers publish to
     ``<topic>-cursor``, ``<topic>-flag`` and ``<topic>-slot`` on ``broker``."""
+    check.name("topic", topic)
     dsn = postgres.create_database(DATABASE, fresh=True)
     install_outbox(dsn, slot=SLOT)
     for suffix in ("cursor", "flag", "slot"):

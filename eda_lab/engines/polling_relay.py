@@ -1,4 +1,4 @@
-"""Polling relays on PostgreSQL: the same read-publish-mark loop as :mod:`eda_lab.relay`.
+"""Polling relays on PostgreSQL: the same read-publish-mark loop as :mod:`eda_lab.outbox.relay`.
 
 :class:`PgPollingRelay` asks for ``published_at IS NULL`` rows in ``seq`` order (through the
 partial index ``outbox_unpublished``), publishes them, waits for the broker's acks, then sets
@@ -20,10 +20,11 @@ from __future__ import annotations
 import threading
 import time
 
+from .. import _validate as check
 from ..faults import Crash, FaultPlan, crash_point
 from .brokers import BrokerClient, outbox_record
 from .errors import BrokerDown
-from .pg_outbox import OUTBOX_TABLE, install_outbox, now_ms
+from .pg_outbox import MAX_BATCH_SIZE, OUTBOX_TABLE, install_outbox, now_ms
 from .postgres import connect
 
 AFTER_READ = crash_point(
@@ -54,11 +55,9 @@ class PgPollingRelay:
         if not callable(getattr(broker, "publish_batch", None)):
             raise TypeError(f"broker must be a KafkaBroker or a RedisStreamsBroker (anything "
                             f"with publish_batch), got {broker!r}")
-        if not isinstance(topic, str) or not topic:
-            raise ValueError(f"topic must be a non-empty string, got {topic!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not \
-                1 <= batch_size <= 10_000:
-            raise ValueError(f"batch_size must be an integer from 1 to 10000, got {batch_size!r}")
+        check.name("topic", topic)
+        check.count("batch_size", batch_size, maximum=MAX_BATCH_SIZE)
+        check.name("name", name)
         install_outbox(dsn)
         self.dsn = dsn
         self.broker = broker
@@ -115,6 +114,8 @@ class PgPollingRelay:
             retry_s: float = 0.2) -> None:
         """Poll every ``poll_interval_s`` until ``stop`` is set (at once again while a poll
         fills whole batches: there is a backlog)."""
+        check.number("poll_interval_s", poll_interval_s, above=0, unit="seconds")
+        check.number("retry_s", retry_s, above=0, unit="seconds")
         while not stop.is_set():
             try:
                 if self.poll_once() < self.batch_size:

@@ -33,6 +33,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from .. import _validate as check
 from .errors import EngineUnavailable
 from .processes import HOST, ServerProcess, check_port
 
@@ -58,8 +59,11 @@ FAST_SETTINGS = {"fsync": "off", "full_page_writes": "off"}
 
 
 def check_identifier(name: str, argument: str) -> str:
-    """``name`` if it is a plain lower-case SQL identifier (it goes into SQL text)."""
-    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+    """``name`` if it is a plain SQL identifier (it goes into SQL text), in lower case and at
+    most 63 characters: PostgreSQL folds unquoted names to lower case and cuts them at 63, and
+    a slot name allows nothing else."""
+    check.identifier(argument, name)
+    if not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"{argument} must be a lower-case SQL identifier (letters, digits, "
                          f"underscore; at most 63), got {name!r}")
     return name
@@ -257,8 +261,7 @@ def start_postgres(*, port: int | None = None, durable: bool = True,
     if dsn:
         connect(dsn, argument=DSN_ENV if dsn == os.environ.get(DSN_ENV) else "dsn").close()
         return PostgresCluster(dsn)
-    if not isinstance(durable, bool):
-        raise TypeError(f"durable must be True or False, got {durable!r}")
+    check.flag("durable", durable)
     port = check_port(port)
     bin_dir = find_bin_dir()
     if bin_dir is None:

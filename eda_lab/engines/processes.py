@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .. import _validate as check
 from .errors import EngineUnavailable, PortInUse
 
 START_TIMEOUT_S = 20.0    # a cold start on a busy 2-core machine takes well under a second
@@ -40,9 +41,7 @@ def check_port(port: int | None, argument: str = "port") -> int:
     """``port`` if it is free on 127.0.0.1 (a new free one for None); a clear error if not."""
     if port is None:
         return free_port()
-    if isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535:
-        raise ValueError(f"{argument} must be an integer from 1024 to 65535 or None (pick a "
-                         f"free one), got {port!r}")
+    check.count(argument, port, minimum=1024, maximum=65535)   # None picks a free one
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # as the servers do: a port whose last connections linger in TIME_WAIT is free
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

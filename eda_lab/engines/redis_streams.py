@@ -31,6 +31,7 @@ from pathlib import Path
 
 import redis
 
+from .. import _validate as check
 from ..partitioning import partition_for
 from .brokers import Ack, OutgoingRecord, Record, check_partitions, check_publish_args
 from .errors import BrokerDown, EngineUnavailable
@@ -158,11 +159,9 @@ class RedisStreamsBroker:
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"url must be a Redis URL such as 'redis://127.0.0.1:6379/0', got "
                              f"{url!r}")
-        if isinstance(ack_timeout_s, bool) or not isinstance(ack_timeout_s, (int, float)) \
-                or ack_timeout_s <= 0:
-            raise ValueError(f"ack_timeout_s must be a number > 0, got {ack_timeout_s!r}")
+        self.ack_timeout_s = check.number("ack_timeout_s", ack_timeout_s, above=0,
+                                          unit="seconds")
         self.url = url
-        self.ack_timeout_s = float(ack_timeout_s)
         self.redis = _client(url, ack_timeout_s)
         try:
             self.redis.ping()
@@ -232,13 +231,11 @@ class RedisStreamsConsumer:
 
     def __init__(self, broker: RedisStreamsBroker, group: str, topic: str,
                  name: str | None = None):
-        if not isinstance(group, str) or not group:
-            raise ValueError(f"group must be a non-empty consumer group name, got {group!r}")
         self.broker = broker
         self.redis = broker.redis
-        self.group = group
-        self.topic = topic
-        self.name = name or group
+        self.group = check.name("group", group)
+        self.topic = check.name("topic", topic)
+        self.name = check.name("name", name) if name is not None else group
         self.streams = [stream_name(topic, p) for p in range(broker.partitions(topic))]
         for stream in self.streams:
             try:
@@ -278,6 +275,8 @@ class RedisStreamsConsumer:
     def claim_stale(self, min_idle_ms: int = 1_000, max_records: int = 100) -> list[Record]:
         """Take over entries another member received and has not acked for ``min_idle_ms``
         (it probably died): XAUTOCLAIM. They are deliveries again, so the inbox matters."""
+        check.count("min_idle_ms", min_idle_ms, minimum=0)   # Redis takes whole ms
+        check.count("max_records", max_records)
         records = []
         for stream in self.streams:
             start = "0-0"

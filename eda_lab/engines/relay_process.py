@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 
+from .. import _validate as check
 from .errors import EngineUnavailable
 
 KINDS = ("cdc", "polling")
@@ -28,12 +29,17 @@ READY = "ready"
 # notebooks' whole toolkit (sqlite-utils, pandas: about a second). A relay restart is the
 # very thing being measured, so the child registers the package without running its __init__
 # and imports only what the relay uses.
-_BOOTSTRAP = """\
+# The engines import only the flat foundation modules they need (faults, messages,
+# partitioning, _validate), never eda_lab.outbox (whose __init__ loads the notebooks' tools too);
+# tests/test_engines_kills.py checks what the relay process loads.
+REGISTER_PACKAGE = """\
 import importlib.util, sys, types
 spec = importlib.util.find_spec("eda_lab")
 package = types.ModuleType("eda_lab")
 package.__path__, package.__spec__ = list(spec.submodule_search_locations), spec
 sys.modules["eda_lab"] = package
+"""
+_BOOTSTRAP = REGISTER_PACKAGE + """\
 from eda_lab.engines.relay_process import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -87,8 +93,10 @@ class RelayProcess:
 
     def __init__(self, dsn: str, broker, *, relay: str = "cdc", topic: str = "orders",
                  slot: str = "eda_lab_outbox", batch_size: int = 200):
-        if relay not in KINDS:
-            raise ValueError(f"relay must be one of {KINDS}, got {relay!r}")
+        check.one_of("relay", relay, KINDS)
+        check.name("topic", topic)
+        check.name("slot", slot)
+        check.count("batch_size", batch_size)
         address = getattr(broker, "bootstrap", None) or getattr(broker, "url", None)
         if address is None:
             raise TypeError(f"broker must be a KafkaBroker or a RedisStreamsBroker, got {broker!r}")
