@@ -1,10 +1,12 @@
 """Notebook 08: the same outbox, CDC relay and inbox on PostgreSQL and real brokers.
 
 Nothing here starts a server until asked, and importing ``eda_lab.engines`` needs none of the
-drivers (psycopg2, confluent-kafka, redis): names are loaded on first use. Reading order:
+drivers (psycopg2, confluent-kafka, redis; the ``engines`` extra, part of ``lab``): names are
+loaded on first use. It builds on the foundation and on :mod:`eda_lab.outbox` (whose checks
+judge the runs) only. Reading order:
 
 1. :mod:`.processes` and :mod:`.errors`: servers started and stopped by their own pid; errors
-   that say what to do.
+   that say what to do. :mod:`.availability` says what can run here without starting anything.
 2. :mod:`.postgres`: a throwaway cluster with ``wal_level=logical`` (or ``EDA_LAB_PG_DSN``).
 3. :mod:`.brokers`: the small broker interface; :mod:`.kafka` (Tansu + confluent-kafka) and
    :mod:`.redis_streams` (redis-server + redis) implement it. :mod:`.glossary` maps the words.
