@@ -81,7 +81,7 @@ def test_learners_get_notebook_08s_engines_which_stay_an_extra_of_their_own():
     for `engines` alone; Binder's environment.yml has runtime and JupyterLab only (notebook 08
     says there what is missing), so no engine package is in it."""
     extras = PYPROJECT["project"]["optional-dependencies"]
-    assert "eda_lab[engines]" in extras["lab"]
+    assert any(r.startswith("eda_lab[engines]") for r in extras["lab"])
     engines = {_name(r) for r in extras["engines"]}
     assert {"psycopg2-binary", "confluent-kafka", "redis"} <= engines
     assert not engines & {_name(r) for r in PYPROJECT["project"]["dependencies"]}

