@@ -167,6 +167,52 @@ def test_a_second_relay_on_one_slot_is_refused_and_the_first_loses_nothing(engin
     first.close()
 
 
+def test_emptying_a_database_keeps_its_tables_and_drops_its_rows_and_slots(engines, dsn):
+    """What the experiments do between runs instead of DROP/CREATE DATABASE: the next run
+    starts as on a new database (order-1, seq 1, a slot from now), at a fraction of the cost."""
+    from eda_lab.engines import CdcRelay, PgOrderService, SlotInUse, slot_status
+
+    database = psycopg2_dbname(dsn)
+    client = engines.broker("redis")
+    client.create_topic("emptied", 1)
+    service = PgOrderService(dsn, slot="emptied")
+    service.place_order(customer="ada", amount=3)
+    service.record_event("order-1", "OrderConfirmed")
+    relay = CdcRelay(dsn, client, topic="emptied", slot="emptied")
+    with pytest.raises(SlotInUse, match=r"database='outbox_test_\d+' has slots still streaming "
+                                        r"to a reader \(emptied \(walsender pid \d+\)\); stop"):
+        engines.postgres.empty_database(database, slot_wait_s=0.1)
+    assert service.pending() == 2          # refused before anything was emptied
+    relay.close()
+    service.close()
+    assert engines.postgres.empty_database(database) == dsn
+    assert slot_status(dsn, "emptied") is None
+    assert columns(dsn, "outbox") == COLUMNS
+    service = PgOrderService(dsn, slot="emptied")
+    assert service.pending() == 0 and service.truth() == {}
+    assert service.place_order(customer="grace", amount=4) == "order-1"
+    with service.conn, service.conn.cursor() as cur:
+        cur.execute("SELECT seq FROM outbox")
+        assert cur.fetchall() == [(1,)]
+    relay = CdcRelay(dsn, client, topic="emptied", slot="emptied")
+    assert relay.poll_once(timeout_s=5) == 1       # the new order, not the emptied two
+    assert relay.last_batch == ["order-1"] and relay.poll_once(timeout_s=0.2) == 0
+    relay.close()
+    service.close()
+
+
+def test_emptying_a_missing_database_creates_it(engines):
+    name = f"outbox_test_{next(_names)}"
+    dsn = engines.postgres.empty_database(name)
+    assert columns(dsn, "outbox") == ()
+
+
+def psycopg2_dbname(dsn: str) -> str:
+    import psycopg2.extensions
+
+    return psycopg2.extensions.parse_dsn(dsn)["dbname"]
+
+
 def test_creating_a_slot_that_exists_says_how_to_resume_or_start_over(dsn):
     from eda_lab.engines import SlotExists, create_slot, ensure_slot
 

@@ -50,10 +50,10 @@ def _insert(conn, aggregate: str) -> int:
 
 def run_polling_gap(postgres: PostgresCluster, broker: BrokerClient, *,
                     topic: str = "gap") -> PollingGapRun:
-    """Play the interleaving on a fresh database ``eda_lab_gap``; the three readers publish to
+    """Play the interleaving on the emptied database ``eda_lab_gap`` (seq starts at 1); the three readers publish to
     ``<topic>-cursor``, ``<topic>-flag`` and ``<topic>-slot`` on ``broker``."""
     check.name("topic", topic)
-    dsn = postgres.create_database(DATABASE, fresh=True)
+    dsn = postgres.empty_database(DATABASE)
     install_outbox(dsn, slot=SLOT)
     for suffix in ("cursor", "flag", "slot"):
         broker.create_topic(f"{topic}-{suffix}", 1)

@@ -28,13 +28,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 
 from .. import _validate as check
-from .errors import EngineUnavailable
+from .errors import EngineUnavailable, SlotInUse
 from .processes import HOST, ServerProcess, check_port
 
 DSN_ENV = "EDA_LAB_PG_DSN"
@@ -139,6 +140,57 @@ class PostgresCluster:
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
                 if cur.fetchone() is None:
                     cur.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            conn.close()
+        return self.dsn(database)
+
+    def empty_database(self, database: str, *, slot_wait_s: float = 5.0) -> str:
+        """``database`` with no rows and no replication slot (created if missing); its DSN.
+
+        What ``create_database(database, fresh=True)`` gives a rerun, for a fraction of the
+        cost: the tables and publications stay, every table of the ``public`` schema is
+        emptied (``TRUNCATE ... RESTART IDENTITY``, so sequences start at 1 again) and the
+        database's slots are dropped, so a new slot starts from now. ``CREATE DATABASE``
+        copies the template through the WAL (several MB; ~0.3 CPU-s and 0.5-1 s each on a
+        busy 2-core machine); emptying takes tens of milliseconds. A slot still held by a
+        reader that just closed is waited for, up to ``slot_wait_s``; one held longer is a
+        :class:`SlotInUse` error, and nothing is emptied.
+        """
+        check_identifier(database, "database")
+        check.number("slot_wait_s", slot_wait_s, minimum=0, unit="seconds")
+        conn = self.connect()
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{database}"')
+                    return self.dsn(database)
+                deadline = time.monotonic() + slot_wait_s
+                while True:
+                    self._drop_slots(cur, database)
+                    cur.execute("SELECT slot_name, active_pid FROM pg_replication_slots "
+                                "WHERE database = %s", (database,))
+                    held = cur.fetchall()
+                    if not held:
+                        break
+                    if time.monotonic() >= deadline:
+                        raise SlotInUse(
+                            f"database={database!r} has slots still streaming to a reader "
+                            f"({', '.join(f'{s} (walsender pid {p})' for s, p in held)}); "
+                            "stop those relays first")
+                    time.sleep(0.02)
+        finally:
+            conn.close()
+        conn = self.connect(database)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("SET LOCAL lock_timeout = '10s'")
+                cur.execute("SELECT quote_ident(tablename) FROM pg_tables "
+                            "WHERE schemaname = 'public'")
+                tables = [row[0] for row in cur.fetchall()]
+                if tables:
+                    cur.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         finally:
             conn.close()
         return self.dsn(database)
