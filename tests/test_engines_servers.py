@@ -103,6 +103,22 @@ def test_a_throwaway_cluster_stops_by_its_pid_and_leaves_no_directory():
     cluster.stop()                    # twice is fine
 
 
+def test_a_throwaway_cluster_goes_to_memory_only_when_it_is_not_durable_and_there_is_room(
+        monkeypatch, tmp_path):
+    require("postgres")
+    from eda_lab.engines import postgres
+
+    monkeypatch.setattr(postgres, "MEMORY_DIR", tmp_path)
+    monkeypatch.setattr(postgres, "MEMORY_DIR_MIN_FREE", 1)
+    assert postgres._scratch_dir(durable=False) == str(tmp_path)
+    assert postgres._scratch_dir(durable=True) is None        # the temp dir, on disk
+    monkeypatch.setattr(postgres, "MEMORY_DIR_MIN_FREE", 1 << 62)   # a small /dev/shm
+    assert postgres._scratch_dir(durable=False) is None
+    monkeypatch.setattr(postgres, "MEMORY_DIR", tmp_path / "missing")
+    monkeypatch.setattr(postgres, "MEMORY_DIR_MIN_FREE", 1)
+    assert postgres._scratch_dir(durable=False) is None
+
+
 @pytest.mark.parametrize("engine", ["postgres", "kafka", "redis"])
 def test_a_port_in_use_is_a_clear_error(engine):
     require(engine)
