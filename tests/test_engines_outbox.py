@@ -243,6 +243,7 @@ def test_a_slot_of_another_plugin_is_a_clear_error(dsn):
     ({"batch_size": 0}, "batch_size must be an integer >= 1 and <= 10000"),
     ({"batch_size": 10_001}, "batch_size must be an integer >= 1 and <= 10000"),
     ({"slot_wait_s": float("nan")}, "slot_wait_s must be a number of seconds >= 0"),
+    ({"linger_s": -1}, "linger_s must be a number of seconds >= 0"),
     ({"topic": ""}, "topic must be a non-empty string"),
 ])
 def test_relay_settings_are_checked(dsn, engines, kwargs, message):

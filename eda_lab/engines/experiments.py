@@ -28,7 +28,7 @@ from typing import Any
 from .. import _validate as check
 from ..faults import Crash, FaultPlan
 from .brokers import MAX_PARTITIONS
-from .cdc_relay import CdcRelay
+from .cdc_relay import LINGER_S, CdcRelay
 from .pg_consumer import PgInboxConsumer
 from .pg_outbox import MAX_BATCH_SIZE, PgOrderService
 from .polling_relay import PgPollingRelay
@@ -41,6 +41,7 @@ _RUNS = itertools.count(1)
 DATABASE = "eda_lab_run"                 # the order service's database, emptied for each run
 INBOX_DATABASE = "eda_lab_run_inbox"     # the consumer's own database, emptied likewise
 SLOT = "eda_lab_run"                     # the CDC relay's slot, dropped and made anew per run
+WRITE_FIRST_LINGER_S = 0.25              # write_first: a CDC batch waits this long to fill up
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -182,8 +183,11 @@ def run_end_to_end(engines, broker: str = "redis", *, relay: str = "cdc", n_orde
     """Orders through outbox, relay, broker and inbox on the real engines; the checks' verdict.
 
     ``write_first`` writes every order before the relay starts (batches are then exactly
-    ``batch_size``, so a fault plan gives the same duplicates on every run); otherwise the
-    writer runs alongside the relay, at ``rate_per_s`` orders per second (None: flat out).
+    ``batch_size``, so a fault plan gives the same duplicates on every run: the CDC relay
+    lingers ``WRITE_FIRST_LINGER_S`` for a batch to fill, as the stream from the slot can
+    pause for a few ms on a busy machine); otherwise the writer runs alongside the relay, at
+    ``rate_per_s`` orders per second (None: flat out). The run ends when the consumer applied
+    every event and received every record the broker acknowledged (duplicates included).
     """
     check.one_of("relay", relay, RELAYS)
     check.count("n_orders", n_orders)
@@ -205,7 +209,8 @@ def run_end_to_end(engines, broker: str = "redis", *, relay: str = "cdc", n_orde
         while not stop_relay.is_set():
             if relay == "cdc":
                 current = CdcRelay(setup.dsn, setup.client, topic=setup.topic, slot=setup.slot,
-                                   batch_size=batch_size, faults=plan, slot_wait_s=5.0)
+                                   batch_size=batch_size, faults=plan, slot_wait_s=5.0,
+                                   linger_s=WRITE_FIRST_LINGER_S if write_first else LINGER_S)
             else:
                 current = PgPollingRelay(setup.dsn, setup.client, topic=setup.topic,
                                          batch_size=batch_size, faults=plan)
@@ -234,6 +239,12 @@ def run_end_to_end(engines, broker: str = "redis", *, relay: str = "cdc", n_orde
     try:
         _wait_applied(setup, events, timeout_s)
         seconds = time.perf_counter() - started
+        # every event took effect; the duplicates of a repeated batch may still be on their
+        # way (another Kafka partition): wait for every acknowledged record
+        deadline = time.monotonic() + min(timeout_s, 5.0)
+        while (len(setup.inbox.received) < sum(len(r.lags_ms) for r in list(relays))
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
     finally:
         stop_relay.set()
         stop_consumer.set()
