@@ -13,7 +13,7 @@ Two kinds of measurement, each beside a baseline measured in the same run on the
 2. **commit-to-publish lag**, p50 and p99: the CDC relay against the polling relay (polling
    every 50 ms), orders arriving at 200 per second. Lower is better; the ratio is CDC / polling.
 
-The servers are started once; every run gets fresh databases and a fresh topic. The sides
+The servers are started once; every run gets empty databases and a fresh topic. The sides
 alternate and the best of a few runs counts (a busy machine slows both alike).
 """
 
