@@ -58,7 +58,7 @@ $(LAB_STAMP): pyproject.toml $(CONSTRAINTS)
 
 $(DEV_STAMP): pyproject.toml $(CONSTRAINTS)
 	$(make_venv)
-	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev,engines]'
 	touch $@
 
 # Served from the repository root, so learners can browse eda_lab/ and data/ beside the
@@ -91,7 +91,7 @@ notebooks: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
-# Resolves the whole `dev` environment afresh in a throwaway venv and pins every package of it
+# Resolves the whole `dev` + `engines` environment afresh in a throwaway venv and pins every package of it
 # (pip and setuptools too) in constraints.txt, keeping the file's header. The newest versions
 # pyproject allows, unless CONSTRAINTS_FROM=file pins some (CONSTRAINTS_FROM=constraints.txt
 # keeps today's pins and resolves only what was added). Then: make notebooks, make test, and
@@ -101,7 +101,7 @@ constraints:
 	rm -rf $(CONSTRAINTS_VENV)
 	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
 	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet --upgrade pip setuptools $(if $(CONSTRAINTS_FROM),-c $(CONSTRAINTS_FROM))
-	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet '.[dev]' $(if $(CONSTRAINTS_FROM),-c $(CONSTRAINTS_FROM))
+	$(CONSTRAINTS_VENV)/bin/python -m pip install --quiet '.[dev,engines]' $(if $(CONSTRAINTS_FROM),-c $(CONSTRAINTS_FROM))
 	{ sed '/^$$/q' $(CONSTRAINTS); \
 	  $(CONSTRAINTS_VENV)/bin/python -c 'import platform; print("# resolved with Python", platform.python_version(), "on", platform.system(), platform.machine())'; \
 	  $(CONSTRAINTS_VENV)/bin/python -m pip freeze --all --exclude eda_lab; } > $(CONSTRAINTS).new

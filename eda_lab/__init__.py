@@ -9,11 +9,16 @@ it, whose ``__init__`` gives its reading order:
 * :mod:`eda_lab.outbox` (03-04): the dual write, the transactional outbox, relays, inboxes;
 * :mod:`eda_lab.saga` (05-06): sagas, orchestrated and choreographed;
 * :mod:`eda_lab.shop` (06-07): the whole shop, its agreement lag and the chaos lab;
+* :mod:`eda_lab.engines` (08): the same outbox, relays and inbox on PostgreSQL, a
+  Kafka-protocol broker and Redis Streams (the ``engines`` extra);
 * :mod:`eda_lab.widgets`: the interactive pieces, one module each.
 
 ``sync`` and ``outbox`` do not import each other; ``saga`` builds on ``outbox`` (the
 orchestrator and the participants speak through their own outboxes); ``shop`` composes them;
-the widgets sit on top. Here: the foundation's names, and one entry point per package.
+``engines`` builds on ``outbox``; the widgets sit on top. Here: the foundation's names, and one
+entry point per simulated package. ``engines`` has none here: it needs the drivers of its
+extra, and ``import eda_lab`` imports none of them (notebook 08 imports from
+``eda_lab.engines``).
 """
 
 from .broker import Broker, BrokerError, BrokerUnavailable, Delivery

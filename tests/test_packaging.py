@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # What Binder's environment.yml installs from pyproject: the runtime dependencies, the `lab`
 # extra and, from the `test` extra, nbval (so a teacher can check the notebooks there too).
+# `lab` names `eda_lab[engines]`, a requirement on eda_lab itself, which _specs leaves out:
+# Binder gets JupyterLab without notebook 08's engines.
 CONDA_FROM_TEST_EXTRA = {"nbval"}
 
 
@@ -74,9 +76,22 @@ def test_learners_get_no_test_or_browser_tools():
     assert extras["dev"] == ["eda_lab[lab,test,browser]"]
 
 
+def test_learners_get_notebook_08s_engines_which_stay_an_extra_of_their_own():
+    """`lab` pulls in `engines` (notebook 08 runs after `make lab`); a kernel environment can ask
+    for `engines` alone; Binder's environment.yml has runtime and JupyterLab only (notebook 08
+    says there what is missing), so no engine package is in it."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert any(r.startswith("eda_lab[engines]") for r in extras["lab"])
+    engines = {_name(r) for r in extras["engines"]}
+    assert {"psycopg2-binary", "confluent-kafka", "redis"} <= engines
+    assert not engines & {_name(r) for r in PYPROJECT["project"]["dependencies"]}
+    assert not engines & set(conda_dependencies())
+
+
 def test_make_lab_installs_the_lab_extra_and_make_test_everything():
     makefile = (ROOT / "Makefile").read_text().replace('"', "'")
-    assert "$(PIP_INSTALL) -e '.[lab]'" in makefile and "$(PIP_INSTALL) -e '.[dev]'" in makefile
+    assert "$(PIP_INSTALL) -e '.[lab]'" in makefile
+    assert "$(PIP_INSTALL) -e '.[dev,engines]'" in makefile
     assert "PIP_INSTALL := " in makefile and "-c $(CONSTRAINTS)" in makefile
     assert "lab: $(LAB_STAMP)" in makefile and "lint: $(DEV_STAMP)" in makefile
 
