@@ -7,6 +7,12 @@ fault plan whether to die there. A plan is plain data that a learner writes in a
                         "broker.drop": 0.05},          # 5% of the times, seeded
                        outages=[Outage("payment", 2_000, 5_000)])
 
+The forms of an entry: an int ``n`` fires the n-th time the point is reached (``1``: only the
+first time), a list ``[1, 3]`` those times, a float is a probability for every visit (``0.2``:
+one time in five, ``1.0``: every time, ``0.0``: never), ``True`` or ``"always"`` every time,
+``None`` never. ``1`` and ``1.0`` are easy to mix up, so a bare int on a point where only a
+probability makes sense (:data:`PURELY_PROBABILISTIC`) warns.
+
 Because every point is registered with a description, tests and the chaos lab can enumerate
 them all and try each one, instead of trusting that the happy path covers the rest.
 
@@ -17,12 +23,23 @@ get to run its ``except Exception`` handlers, just as a killed process does not.
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 # name -> description; filled by the modules that mark crash points (see ``crash_point``).
 FAULT_POINTS: dict[str, str] = {}
+
+# Points reached once per delivery or publish, over every partition, group and redelivery, so
+# "the n-th time" names a visit nobody can point at: only a probability means something there.
+# (``broker.unavailable`` is not one of them: ``1`` is "the first publish", which a learner can
+# see, and notebook 03 uses it so.)
+PURELY_PROBABILISTIC = frozenset({"broker.drop", "broker.duplicate", "broker.delay"})
+
+
+class FaultValueWarning(UserWarning):
+    """A fault plan entry that is valid but probably not what was meant (``1`` for ``1.0``)."""
 
 
 def crash_point(name: str, description: str) -> str:
@@ -71,6 +88,10 @@ class Outage:
         return self.start_ms <= now_ms < self.end_ms
 
 
+def _nth(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def _parse_spec(point: str, spec: Any) -> tuple[str, Any]:
     """Turn one plan entry into ('never'|'always'|'hits'|'chance', value)."""
     if spec is None or spec is False:
@@ -83,6 +104,12 @@ def _parse_spec(point: str, spec: Any) -> tuple[str, Any]:
                 f"fault plan entry {point!r}: an integer means 'the n-th time it is reached' "
                 f"and must be >= 1, got {spec} (use 0.0 or None for never)"
             )
+        if point in PURELY_PROBABILISTIC:
+            warnings.warn(
+                f"fault plan entry {point!r}: {spec} means 'only the {_nth(spec)} time it is "
+                "reached' (one delivery among all of them); did you mean 1.0, every time? "
+                "Probabilities are floats: 1.0 every time, 0.2 one time in five",
+                FaultValueWarning, stacklevel=4)
         return "hits", frozenset([spec])
     if isinstance(spec, float):
         if not 0.0 <= spec <= 1.0:
