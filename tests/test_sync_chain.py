@@ -324,8 +324,8 @@ profiles = st.builds(
     retries=st.integers(0, 2), workers=st.integers(1, 8),
 )
 outages = st.lists(st.builds(
-    lambda target, start, length, mode, slowdown: Outage(target, start, start + length, mode,
-                                                         slowdown),
+    lambda target, start, length, mode, slowdown: Outage(
+        target, start, start + length, mode, slowdown if mode == "slow" else 1),
     target=st.sampled_from(FOUR), start=st.integers(0, 3_000), length=st.integers(1, 2_000),
     mode=st.sampled_from(["down", "slow"]), slowdown=st.integers(1, 30)), max_size=2)
 
