@@ -114,3 +114,28 @@ class ExplorerModel:
 
 def _seconds(value: float) -> str:
     return "not yet" if value != value else f"{value:.1f} s"
+
+
+MAX_SWEEP_RATE = 2_000  # requests per second
+
+
+def load_sweep(services: Mapping[str, ServiceProfile], rates, *,
+               chain: Sequence[str] = EXPLORER_CHAIN, duration_ms: float = 5_000.0,
+               seed: int = 1) -> list[dict]:
+    """Both wirings at each load in ``rates`` (requests per second), no outage: success rate
+    and p95 of the successful answers. The twin's answers do not wait for its consumers, so
+    its backlog is not drained here (``drain_limit_ms=0``): only what the client sees counts."""
+    from .. import _validate as check
+
+    rows = []
+    for rate in rates:
+        check.number("each rate", rate, above=0, maximum=MAX_SWEEP_RATE)
+        sync = SyncChain(services, chain).run(rate_per_s=rate, duration_ms=duration_ms,
+                                              seed=seed).summary()
+        twin = EventDrivenTwin(services, chain[0], chain[1:]).run(
+            rate_per_s=rate, duration_ms=duration_ms, seed=seed, drain_limit_ms=0,
+            trace=False).summary()
+        for wiring, s in (("sync", sync), ("event-driven", twin)):
+            rows.append({"wiring": wiring, "rate_per_s": rate, "requests": s["requests"],
+                         "success_rate": s["success_rate"], "p95_ms": s["p95_ms"]})
+    return rows
