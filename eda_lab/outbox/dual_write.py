@@ -32,7 +32,7 @@ from .. import _validate as check
 from ..broker import Broker, BrokerUnavailable
 from ..clock import Clock
 from ..db import open_db, transaction
-from ..faults import FaultPlan, check_outages
+from ..faults import Crash, FaultPlan, as_fault_plan, check_outages
 from ..messages import Message, event
 from ..trace import Trace
 
@@ -102,6 +102,55 @@ def publish_then_db(db: sqlite_utils.Database, write: Write, broker: Broker, top
     publish_with_retries(broker, topic, message, retries)
     ctx.faults.check(points.after_publish, trace=ctx.trace, now=ctx.now, actor=ctx.actor)
     commit_locally(db, write, points, ctx, message, "orders committed after the publish")
+
+
+def publish_inside_transaction(db: sqlite_utils.Database, write: Write, broker: Broker,
+                               topic: str, message: Message, points: DualWritePoints,
+                               ctx: Context, *, retries: int = 0) -> None:
+    """The most common naive form: ``with transaction(db): write(conn); broker.publish(...)``.
+
+    It reads as one unit, but it is not: the broker is not in the transaction, and the COMMIT
+    comes *after* the publish. A commit that fails then (a constraint, a full disk, a crash at
+    ``before_commit``) rolls the order back with the event already out: publish-then-DB in
+    disguise, and its damage is the ghost message.
+    """
+    faults, trace = ctx.faults, ctx.trace
+    with transaction(db) as conn:
+        write(conn)
+        publish_with_retries(broker, topic, message, retries)
+        faults.check(points.before_commit, trace=trace, now=ctx.now, actor=ctx.actor)
+    if trace.enabled:
+        trace.add(ctx.now, "db_commit", ctx.actor, key=message.key, message_id=message.id,
+                  message_type=message.type, detail="orders committed after the publish")
+    faults.check(points.after_commit, trace=trace, now=ctx.now, actor=ctx.actor)
+
+
+def try_publish_inside_transaction(n_orders: int = 2, faults=None) -> dict[str, list[str]]:
+    """Place ``n_orders`` with :func:`publish_inside_transaction` under ``faults`` (the order
+    service's points, such as ``{"order.before_commit": 1}``); what the database and the
+    broker hold afterwards, and which orders the customers saw fail."""
+    check.count("n_orders", n_orders, maximum=MAX_RETRY_ORDERS)
+    plan = as_fault_plan(faults)
+    clock = Clock()
+    broker = Broker(clock, Trace(enabled=False), plan)
+    broker.create_topic("orders")
+    db = open_db()
+    db.execute("CREATE TABLE orders (order_id TEXT PRIMARY KEY)")
+    points = DualWritePoints("order.before_commit", "order.after_commit", "order.after_publish")
+    failed = []
+    for number in range(1, n_orders + 1):
+        order_id = f"order-{number}"
+        message = event("OrderPlaced", order_id, {"order_id": order_id}, id=f"{order_id}-placed")
+        try:
+            publish_inside_transaction(
+                db, lambda conn, o=order_id: conn.execute("INSERT INTO orders VALUES (?)", (o,)),
+                broker, "orders", message, points, Context(plan, Trace(enabled=False), 0.0,
+                                                           "order"))
+        except (Crash, BrokerUnavailable):
+            failed.append(order_id)
+    saved = [row[0] for row in db.execute("SELECT order_id FROM orders ORDER BY rowid")]
+    return {"in the database": saved,
+            "on the broker": [m.key for m in broker.messages("orders")], "failed": failed}
 
 
 # -- retries with backoff, on the simulated clock ---------------------------------------------
