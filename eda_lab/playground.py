@@ -52,6 +52,7 @@ class BrokerPlayground:
         self.handled: dict[str, list[str]] = {}
         self.orders_placed = 0
         self.samples: list[tuple[float, str, int]] = []
+        self._offline: list[tuple[float, float | None]] = []  # shipping's offline spans (ms)
         self.clock.every(SAMPLE_EVERY_MS, self._sample)
         self.add_group("shipping", step=False)
 
@@ -87,6 +88,10 @@ class BrokerPlayground:
     def set_online(self, group: str, online: bool, step: bool = True) -> None:
         """Take ``group``'s consumer offline, or bring it back."""
         worker = self._worker(group)
+        if online and not worker.online:
+            self._offline[-1] = (self._offline[-1][0], self.clock.now)
+        elif not online and worker.online:
+            self._offline.append((self.clock.now, None))
         worker.go_online() if online else worker.go_offline()
         if step:
             self.step()
@@ -98,6 +103,10 @@ class BrokerPlayground:
     # -- what a learner reads ------------------------------------------------------------------
     def is_online(self, group: str) -> bool:
         return self._worker(group).online
+
+    def offline_spans(self) -> list[tuple[float, float]]:
+        """When shipping was offline: (start, end) in ms, the open span ending now."""
+        return [(start, self.clock.now if end is None else end) for start, end in self._offline]
 
     def groups(self) -> pd.DataFrame:
         """One row per group: online or not, messages handled, backlog."""

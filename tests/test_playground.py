@@ -126,3 +126,23 @@ def test_environment_check_lists_every_requirement():
     table = check_environment()
     assert {"python", "ipywidgets", "sqlite-utils", "simpy"} <= set(table["component"])
     assert environment_ok()
+
+
+def test_reset_while_shipping_is_offline_starts_over_at_t_zero():
+    from eda_lab.widgets.broker_playground import BrokerPlaygroundWidget
+
+    widget = BrokerPlaygroundWidget()
+    widget.publish.click()
+    widget.shipping_online.value = False
+    widget.reset.click()
+    assert widget.model.clock.now == 0 and widget.model.orders_placed == 0
+    assert widget.shipping_online.value and widget.model.is_online("shipping")
+    widget.shipping_online.value = False  # the toggle still works after a reset
+    assert not widget.model.is_online("shipping")
+
+
+def test_offline_spans_are_what_the_chart_shades():
+    model = BrokerPlayground()
+    model.set_online("shipping", False)
+    model.set_online("shipping", True)
+    assert model.offline_spans() == [(1_000, 2_000)]

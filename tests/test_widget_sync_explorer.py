@@ -28,7 +28,7 @@ def test_it_draws_both_wirings_on_first_display(explorer):
     assert "no outage" in explorer.table.value
     assert table_row(explorer, "sync")["expected ms"] == "150"
     assert table_row(explorer, "event-driven")["expected ms"] == "20"
-    assert table_row(explorer, "sync")["expected (no outage)"] == "99.60%"
+    assert table_row(explorer, "sync")["closed form (no outage, no waiting)"] == "99.60%"
 
 
 def test_the_outage_toggle_breaks_the_sync_chain_but_not_the_twin(explorer):
@@ -66,7 +66,7 @@ def test_a_latency_slider_moves_the_sync_latency_only(explorer):
 def test_a_failure_slider_moves_the_sync_availability_only(explorer):
     explorer.failure["shipping"].value = 0.2
     assert explorer.model.services["shipping"].failure_prob == 0.2
-    assert table_row(explorer, "sync")["expected (no outage)"] == f"{0.999 ** 3 * 0.8:.2%}"
+    assert table_row(explorer, "sync")["closed form (no outage, no waiting)"] == f"{0.999 ** 3 * 0.8:.2%}"
     assert table_row(explorer, "event-driven")["succeeded"] == "100.00%"
 
 

@@ -102,18 +102,22 @@ class ExplorerModel:
             rows.append({
                 "wiring": wiring,
                 "succeeded": f"{s['success_rate']:.2%}",
-                "expected (no outage)": f"{expected.expected_availability():.2%}",
+                "closed form (no outage, no waiting)": f"{expected.expected_availability():.2%}",
                 "mean ms": f"{s['mean_ms']:.0f}",
                 "expected ms": f"{expected.expected_latency_ms():.0f}",
                 "p95 ms": f"{s['p95_ms']:.0f}",
                 "all orders processed at": "when answered" if wiring == "sync" else
-                _seconds(run.consistency()["all_processed_at_s"]),
+                _seconds(run.consistency()),
             })
         return rows
 
 
-def _seconds(value: float) -> str:
-    return "not yet" if value != value else f"{value:.1f} s"
+def _seconds(consistency: dict) -> str:
+    value = consistency["all_processed_at_s"]
+    if value == value:
+        return f"{value:.1f} s"
+    dead = consistency["dead_lettered"]
+    return f"never: {dead} dead-lettered" if dead else "not within the run"
 
 
 MAX_SWEEP_RATE = 2_000  # requests per second

@@ -11,12 +11,23 @@ from .common import html_table, image_widget, show_figure, styled_button
 
 
 def playground_figure(model: BrokerPlayground):
-    """Backlog per group over time above the delivery timeline: what the widget shows."""
+    """Backlog per group over time above the delivery timeline: what the widget shows.
+
+    Before the first order there is nothing to plot: the charts say so instead of drawing an
+    empty axis around t = 0."""
     with style():
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.2), sharex=True,
                                           gridspec_kw={"height_ratios": [1, 1]})
     backlog_chart(model.backlog_samples(), ax=top)
     delivery_timeline(model.trace.frame(), ax=bottom)
+    for start, end in model.offline_spans():
+        for ax in (top, bottom):
+            ax.axvspan(start / 1000, end / 1000, color="#F4A3A3", alpha=0.25, linewidth=0)
+    if model.orders_placed == 0:
+        for ax in (top, bottom):
+            ax.set_xlim(0, max(1.0, model.clock.now / 1000))
+            ax.text(0.5, 0.5, "publish an order to start", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=11, color="#888888")
     top.set_xlabel("")
     fig.tight_layout()
     return fig
@@ -75,8 +86,7 @@ class BrokerPlaygroundWidget:
         self.advance.on_click(lambda _: self._act(self.model.step))
         self.add_analytics.on_click(lambda _: self._act(self.model.add_group, "analytics"))
         self.reset.on_click(lambda _: self._act(self._reset))
-        self.shipping_online.observe(
-            lambda change: self._act(self.model.set_online, "shipping", change["new"]), "value")
+        self.shipping_online.observe(self._on_toggle, "value")
 
         controls = widgets.HBox([self.publish, self.shipping_online, self.add_analytics,
                                  self.advance, self.reset])
@@ -87,13 +97,15 @@ class BrokerPlaygroundWidget:
         self.redraw()
 
     def _reset(self) -> None:
+        # Set the toggle back *before* resetting, with its observer detached (not merely held:
+        # a held notification fires after the hold and would step the fresh model to t = 1 s).
+        self.shipping_online.unobserve(self._on_toggle, "value")
+        self.shipping_online.value = True
+        self.shipping_online.observe(self._on_toggle, "value")
         self.model.reset()
-        with self.shipping_online.hold_trait_notifications():
-            self.shipping_online.unobserve_all("value")
-            self.shipping_online.value = True
-            self.shipping_online.observe(
-                lambda change: self._act(self.model.set_online, "shipping", change["new"]),
-                "value")
+
+    def _on_toggle(self, change) -> None:
+        self._act(self.model.set_online, "shipping", change["new"])
 
     def _act(self, action, *args) -> None:
         try:

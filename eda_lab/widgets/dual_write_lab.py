@@ -66,16 +66,21 @@ class DualWriteLab:
     def __init__(self, variant: str = "db_then_publish", *, orders: int = 300, seed: int = 0):
         if variant not in LAB_VARIANTS:
             raise ValueError(f"variant must be one of {LAB_VARIANTS}, got {variant!r}")
-        if isinstance(orders, bool) or not isinstance(orders, int) or not 1 <= orders <= MAX_ORDERS:
-            raise ValueError(f"orders must be an integer from 1 to {MAX_ORDERS}, got {orders!r}")
+        if (isinstance(orders, bool) or not isinstance(orders, int) or not 50 <= orders <= MAX_ORDERS
+                or orders % 50):
+            raise ValueError(f"orders must be a multiple of 50 from 50 to {MAX_ORDERS} (the "
+                             f"slider's steps), got {orders!r}")
         self.seed = seed
         self.variant = widgets.Dropdown(options=[(PIPELINES[v], v) for v in LAB_VARIANTS],
-                                        value=variant, description="ordering")
+                                        value=variant, description="ordering",
+                                        layout=widgets.Layout(width="360px"),
+                                        style={"description_width": "initial"})
         self.sliders = {}
         for attribute, (label, _) in FAULTS.items():
+            # A fraction, read back as it prints (a "%" readout parses "10%" as 10.0).
             slider = widgets.FloatSlider(value=0.1 if attribute == "broker_refuses" else 0.05,
                                          min=0.0, max=0.5, step=0.01, description=label,
-                                         continuous_update=False, readout_format=".0%",
+                                         continuous_update=False, readout_format=".2f",
                                          style={"description_width": "initial"})
             setattr(self, attribute, slider)
             self.sliders[attribute] = slider
