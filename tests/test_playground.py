@@ -145,4 +145,4 @@ def test_offline_spans_are_what_the_chart_shades():
     model = BrokerPlayground()
     model.set_online("shipping", False)
     model.set_online("shipping", True)
-    assert model.offline_spans() == [(1_000, 2_000)]
+    assert model.offline_spans() == [(0, 1_000)]  # offline at 0, back after one step
