@@ -5,11 +5,11 @@ from __future__ import annotations
 from ..messages import Message
 
 
-def verdict(ok: bool, text: str) -> str:
-    """``correct: text`` or ``not yet: text``, printed and returned."""
-    line = f"{'correct' if ok else 'not yet'}: {text}"
-    print(line)
-    return line
+def verdict(ok: bool, text: str) -> None:
+    """Print ``correct: text`` or ``not yet: text`` (returns nothing, so a notebook cell that
+    ends with a check shows the line once)."""
+    text = text if text.endswith((".", "?", "!")) else text + "."
+    print(f"{'correct' if ok else 'not yet'}: {text}")
 
 
 def not_a_message(answer, made_with: str) -> str | None:

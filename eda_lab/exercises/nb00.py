@@ -8,7 +8,7 @@ from ._common import not_a_message, payload_problem, verdict
 ORDER, AMOUNT = "order-1", 24.0
 
 
-def check_exercise_1(answer) -> str:
+def check_exercise_1(answer) -> None:
     """The event that says the payment for order-1 was authorized, for 24.0."""
     problem = not_a_message(answer, "event(type, key, payload)")
     if problem:
@@ -26,7 +26,7 @@ def check_exercise_1(answer) -> str:
     return verdict(True, f"{answer.type} for {answer.key}, amount {AMOUNT}")
 
 
-def check_exercise_2(answer) -> str:
+def check_exercise_2(answer) -> None:
     """The command that asks the payment service to authorize the payment of order-1."""
     problem = not_a_message(answer, "command(type, key, payload)")
     if problem:
@@ -47,7 +47,7 @@ def check_exercise_2(answer) -> str:
                          "refuse")
 
 
-def check_exercise_3(prediction) -> str:
+def check_exercise_3(prediction) -> None:
     """Predicted: does event() accept a fact named like a command ('ShipOrder')?"""
     if not isinstance(prediction, bool):
         return verdict(False, "set prediction to True (accepted) or False (refused)")

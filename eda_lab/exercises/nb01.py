@@ -24,7 +24,7 @@ def _number(answer, what: str) -> str | None:
     return None
 
 
-def check_exercise_1(answer, requests: int = 2_000) -> str:
+def check_exercise_1(answer, requests: int = 2_000) -> None:
     """Ten services at 99.9% each: the availability of the chain, against a simulation."""
     problem = _number(answer, "a number between 0 and 1")
     if problem:
@@ -43,7 +43,7 @@ def check_exercise_1(answer, requests: int = 2_000) -> str:
     return verdict(True, f"{len(run.requests):,} simulated requests: {simulated:.2%} succeeded")
 
 
-def check_exercise_2(fixed: Mapping[str, ServiceProfile]) -> str:
+def check_exercise_2(fixed: Mapping[str, ServiceProfile]) -> None:
     """Only ``workers`` changed, and at least 90% succeed while inventory is 20x slower."""
     services = load_services()
     if not isinstance(fixed, Mapping) or not all(name in fixed for name in CHAIN):
@@ -63,7 +63,7 @@ def check_exercise_2(fixed: Mapping[str, ServiceProfile]) -> str:
                                  + (f"; failures: {where}" if share < 0.9 and where else ""))
 
 
-def check_exercise_3(answer) -> str:
+def check_exercise_3(answer) -> None:
     """The rate inventory's consumer group can keep up with: runs the twin at 80% and 125%."""
     problem = _number(answer, "orders per second")
     if problem:

@@ -23,7 +23,7 @@ def dead_letters(broker) -> list[str]:
     return [f"{m.key}: {dict(m.headers).get('dlt.reason')}" for m in broker.messages("orders.DLT")]
 
 
-def check_exercise_1(flagged, broker=None, totals=None) -> str:
+def check_exercise_1(flagged, broker=None, totals=None) -> None:
     """The fraud group flagged exactly the orders over 50; shows what its handler swallowed."""
     totals = totals or {"order-1": 24.0, "order-2": 90.0, "order-3": 35.5, "order-4": 120.0}
     if not isinstance(flagged, list):
@@ -66,7 +66,7 @@ def batch_commit_run(crash_after: int = 3, commit_every: int = 5, messages: int 
     return len(handled)
 
 
-def check_exercise_2(prediction) -> str:
+def check_exercise_2(prediction) -> None:
     """Predicted: how many messages the batch-committing consumer handles in total."""
     if isinstance(prediction, bool) or not isinstance(prediction, int):
         return verdict(False, f"prediction must be a whole number, got {prediction!r}")
@@ -108,7 +108,7 @@ def out_of_order(seen: dict[str, list[str]]) -> list[str]:
     return [order for order, steps in seen.items() if steps != list(STEPS)]
 
 
-def check_exercise_3(key_for, answer) -> str:
+def check_exercise_3(key_for, answer) -> None:
     """A key that breaks per-order ordering, and an order it broke."""
     if not callable(key_for):
         return verdict(False, "key_for must be a function key_for(order, step) -> str")

@@ -12,7 +12,7 @@ REFUSALS = 0.3   # Exercise 2: the share of publishes the broker refuses
 ORDERS_2 = 300
 
 
-def check_exercise_1(faults) -> str:
+def check_exercise_1(faults) -> None:
     """A plan that uses only order.after_commit and loses exactly three of ten orders."""
     if not isinstance(faults, Mapping):
         return verdict(False, f"faults must be a dict such as {{'order.after_commit': 1}}, got "
@@ -35,7 +35,7 @@ def lost_with(retries: int) -> int:
                          trace=False).run(ORDERS_2).lost
 
 
-def check_exercise_2(answer) -> str:
+def check_exercise_2(answer) -> None:
     """The fewest retries with which none of the 300 orders is lost."""
     if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer <= 20:
         return verdict(False, f"answer must be a whole number of retries from 0 to 20, got "
@@ -49,7 +49,7 @@ def check_exercise_2(answer) -> str:
                          f"{lost_with(answer - 1)}" if answer else "no retries needed")
 
 
-def check_exercise_3(damage) -> str:
+def check_exercise_3(damage) -> None:
     """Predicted: the damage of publishing inside the transaction when the commit fails."""
     if damage not in ("zombie", "ghost"):
         return verdict(False, f"damage must be 'zombie' or 'ghost', got {damage!r}")
