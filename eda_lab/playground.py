@@ -134,3 +134,60 @@ class BrokerPlayground:
             return self.workers[group]
         except KeyError:
             raise ValueError(f"group must be one of {sorted(self.workers)}, got {group!r}") from None
+
+
+# -- the partition picture: a group's position in each partition, drawn ------------------------
+_CELL = ('<td title="{title}" style="width:64px;height:22px;border:1px solid #999;{mark}'
+         'background:{bg};font-size:10px;text-align:center;padding:0 2px">{text}</td>')
+_MARK = "border-left:4px solid #C44E52;"
+COMMITTED_BG, FETCHED_BG, WAITING_BG = "#8FD19E", "#FFE08A", "#FFFFFF"
+
+
+def offsets_html(broker, group: str, caption: str = "", topic: str = TOPIC) -> str:
+    """One row per partition of ``topic``, one box per offset: green below the group's
+    **committed offset** (done, for good), yellow where it was delivered but not committed
+    (handled or not: a crash now sends it again; "x2" counts the deliveries), white where it
+    waits. The red edge is the committed offset, where a restarted consumer starts reading.
+
+    Read from the broker's state (its topics, the group's committed offsets and delivery
+    counts), never from a consumer's memory.
+    """
+    import html
+
+    log = broker.topic(topic)
+    g = broker.group(group)
+    width = max((len(m) for m in log.partitions), default=0)
+    rows = []
+    for p, messages in enumerate(log.partitions):
+        committed = g.committed.get((topic, p), 0)
+        delivered = g.delivered_upto.get((topic, p), 0)
+        again = g.redeliveries.get((topic, p), {})
+        cells = []
+        for offset in range(width + 1):
+            mark = _MARK if offset == committed else ""
+            if offset >= len(messages):
+                cells.append(f'<td style="width:20px;{mark}"></td>')
+                continue
+            message = messages[offset]
+            bg = (COMMITTED_BG if offset < committed else FETCHED_BG if offset < delivered
+                  else WAITING_BG)
+            text = f"{offset}: {html.escape(message.key)}"
+            if offset >= committed and again.get(offset, 1) > 1:
+                text += f" x{again[offset]}"
+            cells.append(_CELL.format(title=html.escape(f"offset {offset}: {message.id}"),
+                                      bg=bg, mark=mark, text=text))
+        rows.append(f'<tr><td style="font-size:10px;padding-right:6px">partition {p}</td>'
+                    f"{''.join(cells)}<td style=\"font-size:10px;padding-left:6px\">"
+                    f"committed = {committed}</td></tr>")
+    head = (f'<caption style="text-align:left;font-size:11px;font-weight:bold">'
+            f"{html.escape(caption)}</caption>" if caption else "")
+    return (f'<table class="eda-offsets" style="border-collapse:collapse;margin:4px 0">{head}'
+            f"{''.join(rows)}</table>")
+
+
+OFFSETS_LEGEND = (
+    f'<div style="font-size:10px"><span style="background:{COMMITTED_BG}">&nbsp;committed&nbsp;'
+    f'</span> <span style="background:{FETCHED_BG}">&nbsp;delivered, not committed&nbsp;</span> '
+    f'<span style="border:1px solid #999">&nbsp;waiting&nbsp;</span> '
+    '<span style="border-left:4px solid #C44E52">&nbsp;</span> the committed offset: a '
+    "restarted consumer reads from there</div>")

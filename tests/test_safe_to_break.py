@@ -159,20 +159,20 @@ class NotebookRun:
     def before(self, index: int) -> dict:
         import matplotlib.pyplot as plt
 
-        while self.next <= index:
+        while self.next < index:
             i, cell = self.next, self.cells[self.next]
             if experiment_of(cell) is not None:
-                self.snapshots[i] = dict(self.namespace)
-            if i < index:
-                tags = cell.get("metadata", {}).get("tags", [])
-                with contextlib.redirect_stdout(io.StringIO()):
-                    try:
-                        exec(compile(source(cell), f"cell {i}", "exec"), self.namespace)
-                    except Exception:
-                        if "raises-exception" not in tags:
-                            raise
-                plt.close("all")
+                self.snapshots.setdefault(i, dict(self.namespace))
+            tags = cell.get("metadata", {}).get("tags", [])
+            with contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    exec(compile(source(cell), f"cell {i}", "exec"), self.namespace)
+                except Exception:
+                    if "raises-exception" not in tags:
+                        raise
+            plt.close("all")
             self.next += 1
+        self.snapshots.setdefault(index, dict(self.namespace))
         return dict(self.snapshots[index])
 
 
@@ -181,7 +181,7 @@ _RUNS: dict[Path, NotebookRun] = {}
 
 def prepared(path: Path, index: int) -> dict:
     run = _RUNS.get(path)
-    if run is None or run.next > index:  # a fresh run when tests go back (say with -k)
+    if run is None or (run.next > index and index not in run.snapshots):  # gone back (-k)
         run = _RUNS[path] = NotebookRun(path)
     return run.before(index)
 
