@@ -24,7 +24,7 @@ def _number(answer, what: str) -> str | None:
     return None
 
 
-def check_exercise_1(answer, requests: int = 2_000) -> None:
+def check_exercise_1(answer, requests: int = 1_000) -> None:
     """Ten services at 99.9% each: the availability of the chain, against a simulation."""
     problem = _number(answer, "a number between 0 and 1")
     if problem:
