@@ -146,3 +146,21 @@ def test_offline_spans_are_what_the_chart_shades():
     model.set_online("shipping", False)
     model.set_online("shipping", True)
     assert model.offline_spans() == [(0, 1_000)]  # offline at 0, back after one step
+
+
+def test_the_partition_picture_marks_the_committed_offset_and_redeliveries():
+    from eda_lab import Broker, Clock, ConsumerWorker, FaultPlan, event
+    from eda_lab.playground import offsets_html
+
+    clock = Clock()
+    broker = Broker(clock, faults=FaultPlan({"consumer.before_commit": 1}))
+    broker.create_topic("orders")
+    for n in range(3):
+        broker.publish("orders", event("OrderPlaced", f"order-{n}", {}))
+    ConsumerWorker(broker, "shipping", "orders", lambda d: None, restart_after_ms=100_000)
+    clock.run(until_ms=50)
+    crashed = offsets_html(broker, "shipping")
+    assert "committed = 0" in crashed and crashed.count("#FFE08A") == 3  # delivered, uncommitted
+    clock.run(until_ms=200_000)
+    done = offsets_html(broker, "shipping")
+    assert "committed = 3" in done and "#FFE08A" not in done

@@ -206,7 +206,7 @@ def test_an_experiment_cell_ends_with_a_sentence_whatever_the_learner_tries(
     took = time.perf_counter() - started
     if refuse:
         assert error is not None, f"{name}={value!r} was accepted; it should be refused"
-        assert re.search(r"must|limit|at most|MAX_", str(error)), (
+        assert re.search(r"must|needs|limit|at most|MAX_", str(error)), (
             f"the refusal does not name the limit: {error}")
         return
     assert error is None, f"{name}={value!r} raised {type(error).__name__}: {error}"

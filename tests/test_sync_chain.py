@@ -15,6 +15,7 @@ from eda_lab.sync import ServiceProfile, chain_availability, chain_latency_ms, l
 from eda_lab.sync.chain import (
     DOWN,
     ERROR,
+    MAX_REQUESTS,
     POOL_EXHAUSTED,
     REASONS,
     SERVICES_CSV,
@@ -350,3 +351,38 @@ def test_every_request_ends_once_and_no_pool_ever_overflows(params, outages, rat
     assert run.summary()["succeeded"] == int(requests["ok"].sum())
     again = chain.run(rate_per_s=rate, duration_ms=4_000, outages=outages, seed=seed)
     assert again.requests.equals(requests)
+
+
+# -- the second endpoint, the spans, the limits -------------------------------------------------
+
+
+def _refunds_ok(mode: str) -> float:
+    chain = SyncChain(load_services(), FOUR).with_endpoint("refund", ["order", "payment"], 10)
+    extra = {"slowdown": 20} if mode == "slow" else {}
+    run = chain.run(rate_per_s=30, duration_ms=30_000, seed=1,
+                    outages=[Outage("inventory", 10_000, 20_000, mode, **extra)])
+    during = run.requests.query("10_000 <= start_ms < 20_000 and endpoint == 'refund'")
+    return during["ok"].mean()
+
+
+def test_a_slow_service_fails_requests_that_never_call_it_and_a_dead_one_does_not():
+    assert _refunds_ok("slow") < 0.8
+    assert _refunds_ok("down") > 0.98
+
+
+def test_spans_show_every_call_in_a_worker_slot_within_the_pool():
+    run = SyncChain(load_services(), FOUR).run(rate_per_s=20, duration_ms=1_000, seed=2,
+                                               spans=True)
+    served = run.spans[run.spans["slot"] >= 0]
+    workers = dict(zip(run.services().index, run.services()["workers"], strict=True))
+    assert (served["slot"] < served["service"].map(workers)).all()
+    assert (served["start_ms"] <= served["work_end_ms"]).all()
+    assert (served["work_end_ms"] <= served["end_ms"]).all()
+    assert len(served[served["service"] == "order"]) == len(run.requests)
+
+
+def test_a_load_too_big_to_run_in_seconds_is_refused_with_the_limit_named():
+    with pytest.raises(ValueError, match="MAX_REQUESTS"):
+        SyncChain(load_services(), FOUR).run(rate_per_s=MAX_REQUESTS, duration_ms=10_000)
+    with pytest.raises(ValueError, match="only applies to mode='slow'"):
+        SyncChain(load_services(), FOUR).run(outages=[Outage("inventory", 0, 10, "down", 20)])

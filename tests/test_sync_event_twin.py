@@ -218,3 +218,15 @@ def test_the_same_seed_gives_the_same_twin_run(twin, slow):
     assert again.backlog.equals(slow.backlog)
     assert again.orders.equals(slow.orders)
     assert len(again.trace) == len(slow.trace) > 0
+
+
+def test_the_broker_is_on_the_clients_path_and_in_the_closed_form(services):
+    twin = EventDrivenTwin(services, "order", CONSUMERS)
+    assert twin.expected_availability() == pytest.approx(0.999 * 0.999)
+    run = twin.run(**LOAD, outages=[Outage("broker", 5_000, 7_000)])
+    # the publish comes after the order service's own work (about 20 ms), so a request that
+    # starts in the last few ms of the outage may publish after the broker is back
+    hit = run.requests.query("5_000 <= start_ms < 6_900")
+    assert len(hit) > 20 and not hit["ok"].any()
+    assert set(hit["failed_at"]) == {"broker"}
+    assert "a dual write" in twin.source_of("order")
