@@ -10,7 +10,7 @@ fault plan whether to die there. A plan is plain data that a learner writes in a
 The forms of an entry: an int ``n`` fires the n-th time the point is reached (``1``: only the
 first time), a list ``[1, 3]`` those times, a float is a probability for every visit (``0.2``:
 one time in five, ``1.0``: every time, ``0.0``: never), ``True`` or ``"always"`` every time,
-``None`` never. ``1`` and ``1.0`` are easy to mix up, so a bare int on a point where only a
+``None`` never. ``1`` and ``1.0`` are easy to mix up, so a plan written with a bare int on a point where only a
 probability makes sense (:data:`PURELY_PROBABILISTIC`) warns.
 
 Because every point is registered with a description, tests and the chaos lab can enumerate
@@ -104,12 +104,6 @@ def _parse_spec(point: str, spec: Any) -> tuple[str, Any]:
                 f"fault plan entry {point!r}: an integer means 'the n-th time it is reached' "
                 f"and must be >= 1, got {spec} (use 0.0 or None for never)"
             )
-        if point in PURELY_PROBABILISTIC:
-            warnings.warn(
-                f"fault plan entry {point!r}: {spec} means 'only the {_nth(spec)} time it is "
-                "reached' (one delivery among all of them); did you mean 1.0, every time? "
-                "Probabilities are floats: 1.0 every time, 0.2 one time in five",
-                FaultValueWarning, stacklevel=4)
         return "hits", frozenset([spec])
     if isinstance(spec, float):
         if not 0.0 <= spec <= 1.0:
@@ -150,6 +144,15 @@ class FaultPlan:
         self.planned: frozenset[str] = frozenset()
         for point, spec in (points or {}).items():
             self.set_point(point, spec)
+            # Only a plan someone writes warns: code that arms "the next visit" by number
+            # (the saga stepper) means exactly what it says.
+            if (point in PURELY_PROBABILISTIC and isinstance(spec, int)
+                    and not isinstance(spec, bool)):
+                warnings.warn(
+                    f"fault plan entry {point!r}: {spec} means 'only the {_nth(spec)} time it "
+                    "is reached' (one delivery among all of them); did you mean 1.0, every "
+                    "time? Probabilities are floats: 1.0 every time, 0.2 one time in five",
+                    FaultValueWarning, stacklevel=2)
         self.outages = tuple(outages)
         for outage in self.outages:
             if not isinstance(outage, Outage):
