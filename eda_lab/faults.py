@@ -22,6 +22,8 @@ get to run its ``except Exception`` handlers, just as a killed process does not.
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 import warnings
 from collections.abc import Iterable, Mapping
@@ -74,6 +76,17 @@ class Outage:
     slowdown: float = 1.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.target, str) or not self.target:
+            raise TypeError(f"an outage's target must be a name such as 'payment', got "
+                            f"{self.target!r}")
+        for field in ("start_ms", "end_ms", "slowdown"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"outage of {self.target!r}: {field} must be a number, got "
+                                f"{value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"outage of {self.target!r}: {field} must be a finite number, "
+                                 f"got {value!r}")
         if self.mode not in ("down", "slow"):
             raise ValueError(f"mode must be 'down' or 'slow', got {self.mode!r}")
         if not (0 <= self.start_ms < self.end_ms):

@@ -119,6 +119,17 @@ def test_bad_outages_are_refused(kwargs):
         Outage("payment", **kwargs)
 
 
+@pytest.mark.parametrize(("kwargs", "error", "named"), [
+    (dict(start_ms="10000", end_ms=20_000), TypeError, "start_ms must be a number"),
+    (dict(start_ms=0, end_ms=5, mode="slow", slowdown="20"), TypeError, "slowdown must be a number"),
+    (dict(start_ms=0, end_ms=5, mode="slow", slowdown=float("nan")), ValueError, "slowdown must be a finite"),
+    (dict(start_ms=0, end_ms=float("inf")), ValueError, "end_ms must be a finite"),
+])
+def test_an_outage_with_a_field_that_is_not_a_number_names_the_field(kwargs, error, named):
+    with pytest.raises(error, match=named):
+        Outage("payment", **kwargs)
+
+
 @pytest.mark.parametrize("point", sorted(PURELY_PROBABILISTIC))
 def test_a_bare_integer_on_a_purely_probabilistic_point_warns_did_you_mean_always(point):
     with pytest.warns(FaultValueWarning, match=r"did you mean 1\.0, every time"):

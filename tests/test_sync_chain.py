@@ -384,5 +384,7 @@ def test_spans_show_every_call_in_a_worker_slot_within_the_pool():
 def test_a_load_too_big_to_run_in_seconds_is_refused_with_the_limit_named():
     with pytest.raises(ValueError, match="MAX_REQUESTS"):
         SyncChain(load_services(), FOUR).run(rate_per_s=MAX_REQUESTS, duration_ms=10_000)
+    with pytest.raises(ValueError, match="duration_ms must be at least sample_ms"):
+        SyncChain(load_services(), FOUR).run(duration_ms=100)
     with pytest.raises(ValueError, match="only applies to mode='slow'"):
         SyncChain(load_services(), FOUR).run(outages=[Outage("inventory", 0, 10, "down", 20)])

@@ -386,6 +386,9 @@ def check_load(rate_per_s, duration_ms, sample_ms, extra_rate_per_s: float = 0.0
     check.number("load: rate_per_s", rate_per_s, above=0)
     check.number("load: duration_ms", duration_ms, above=0)
     check.number("load: sample_ms", sample_ms, above=0)
+    if duration_ms < sample_ms:
+        raise ValueError(f"load: duration_ms must be at least sample_ms ({sample_ms:g} ms, one "
+                         f"sample of the pools), got {duration_ms:g}")
     expected = (rate_per_s + extra_rate_per_s) * duration_ms / 1000
     if expected > MAX_REQUESTS:
         raise ValueError(
