@@ -3,7 +3,9 @@
 One topic, ``orders``; the order service publishes ``OrderPlaced`` and moves on; consumer
 groups (shipping to start with, analytics when you add it) read at their own pace. You take a
 group offline, bring it back, add a group, publish more orders, and read the backlog per group
-over time and the delivery timeline from the trace.
+over time and the delivery timeline from the trace. ``crash_next("shipping")`` makes a group's
+consumer die after it handles its next message and before it commits it: a supervisor restarts
+it ``RESTART_MS`` later and the group reads again from its committed offset (at-least-once).
 
 Every action is followed by one step of simulated time (``STEP_MS``), so each click in the
 widget is one second of the shop's life.
@@ -15,12 +17,13 @@ import pandas as pd
 
 from .broker import Broker
 from .clock import Clock
-from .consumer import ConsumerWorker
-from .faults import FaultPlan
+from .consumer import BEFORE_COMMIT, ConsumerWorker
+from .faults import Crash, FaultPlan
 from .messages import event
 from .trace import Trace
 
 STEP_MS = 1_000
+RESTART_MS = 300  # a crashed consumer's supervisor brings it back after this long
 SAMPLE_EVERY_MS = 50
 TOPIC = "orders"
 
@@ -53,6 +56,7 @@ class BrokerPlayground:
         self.orders_placed = 0
         self.samples: list[tuple[float, str, int]] = []
         self._offline: list[tuple[float, float | None]] = []  # shipping's offline spans (ms)
+        self.crash_armed: set[str] = set()  # groups whose next handled message kills them
         self.clock.every(SAMPLE_EVERY_MS, self._sample)
         self.add_group("shipping", step=False)
 
@@ -78,9 +82,9 @@ class BrokerPlayground:
             raise ValueError(f"name must be one of {sorted(self.processing_ms)}, got {name!r}")
         self.handled[name] = []
         self.workers[name] = ConsumerWorker(
-            self.broker, name, TOPIC,
-            lambda delivery, name=name: self.handled[name].append(delivery.message.key),
+            self.broker, name, TOPIC, lambda delivery, name=name: self._handle(name, delivery),
             name=f"{name}-1", processing_ms=self.processing_ms[name], poll_interval_ms=50,
+            restart_after_ms=RESTART_MS,
         )
         if step:
             self.step()
@@ -93,6 +97,16 @@ class BrokerPlayground:
         elif not online and worker.online:
             self._offline.append((self.clock.now, None))
         worker.go_online() if online else worker.go_offline()
+        if step:
+            self.step()
+
+    def crash_next(self, group: str, step: bool = True) -> None:
+        """``group``'s consumer dies after handling its next message, before committing it.
+
+        It comes back ``RESTART_MS`` later and reads again from the committed offset: the
+        message it handled (and the rest of its batch) is delivered a second time."""
+        self._worker(group)
+        self.crash_armed.add(group)
         if step:
             self.step()
 
@@ -119,6 +133,16 @@ class BrokerPlayground:
     def backlog_samples(self) -> pd.DataFrame:
         """Backlog per group over time (columns time, group, backlog)."""
         return pd.DataFrame(self.samples, columns=["time", "group", "backlog"])
+
+    def _handle(self, group: str, delivery) -> None:
+        self.handled[group].append(delivery.message.key)
+        if group in self.crash_armed:
+            self.crash_armed.discard(group)
+            worker = self.workers[group]
+            self.trace.add(self.clock.now, "crash", worker.name, TOPIC, delivery.partition,
+                           delivery.offset, delivery.message.key, delivery.message.id,
+                           delivery.message.type, f"{BEFORE_COMMIT} (crashed by hand)")
+            raise Crash(BEFORE_COMMIT, "crashed by hand")
 
     def _place(self, number: int) -> None:
         self.broker.publish(TOPIC, event("OrderPlaced", f"order-{number}",

@@ -164,3 +164,33 @@ def test_the_partition_picture_marks_the_committed_offset_and_redeliveries():
     clock.run(until_ms=200_000)
     done = offsets_html(broker, "shipping")
     assert "committed = 3" in done and "#FFE08A" not in done
+
+
+def test_a_crash_before_the_commit_redelivers_and_the_timeline_can_show_it():
+    model = BrokerPlayground()
+    model.publish_orders(5)
+    model.crash_next("shipping", step=False)
+    assert "shipping crashes after its next message" in groups_html(model)
+    model.publish_orders(5)
+    model.step()
+    worker = model.workers["shipping"]
+    assert worker.crashes == 1 and not model.crash_armed
+    keys = model.handled["shipping"]
+    assert len(keys) > len(set(keys)) == 10  # one message handled twice, none lost
+    frame = model.trace.frame()
+    assert (frame["kind"] == "crash").sum() == 1
+    delivered = frame[frame["kind"] == "deliver"]
+    assert delivered["detail"].str.contains("attempt=2").any()  # the "redelivered" marks
+    assert model.broker.lag("shipping") == 0
+    with pytest.raises(ValueError, match="group must be one of"):
+        model.crash_next("fraud")
+
+
+def test_the_widget_crash_button_crashes_shipping():
+    w = BrokerPlaygroundWidget()
+    w.publish.click()
+    w.crash_shipping.click()
+    w.publish.click()
+    w.advance.click()
+    assert w.model.workers["shipping"].crashes == 1
+    assert "eda-broker-playground-crash" in w.crash_shipping._dom_classes
