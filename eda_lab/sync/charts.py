@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator
 
 from ..charts import axes, backlog_chart, color_for, style
 from ..faults import Outage
@@ -103,6 +103,8 @@ def latency_chart(windows: Mapping[str, object], outages: Iterable[Outage] = (),
         top = max((frame[c].max() for frame in windows.values() for c in ("p95_ms", "lag_p95_ms")
                    if c in frame and frame[c].notna().any()), default=1_000.0)
         ax.set_ylim(top=top * 8)  # room for the legend above the lines
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))  # as in
+        ax.yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: ""))          # the tables
         ax.set_xlabel("simulated time (s)")
         ax.set_ylabel("ms, successful requests (log)")
         ax.set_title(title)
@@ -257,7 +259,9 @@ def load_sweep_figure(rows):
         right.set_title("p95 latency of successful answers")
         right.set_ylabel("ms (log scale)")
         right.set_yscale("log")
-        right.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        # 10, 20, 50, 100, ...: a decade holds both wirings, so one tick per decade says nothing
+        right.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        right.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
         right.yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: ""))
         for ax in (left, right):
             ax.set_xlabel("load (requests per second)")
