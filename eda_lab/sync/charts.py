@@ -113,7 +113,7 @@ def latency_chart(windows: Mapping[str, object], outages: Iterable[Outage] = (),
 
 
 def failures_chart(requests, window_ms: float = 1_000.0, outages: Iterable[Outage] = (),
-                   ax=None, title: str = "Failed requests, by the service they failed at"):
+                   ax=None, title: str | None = None):
     """Stacked bars: failed requests per window, coloured by the service they failed at.
 
     ``requests`` is ``run.requests``. A bar coloured by a service that had no outage is the
@@ -133,9 +133,11 @@ def failures_chart(requests, window_ms: float = 1_000.0, outages: Iterable[Outag
             ax.legend(loc="upper right", title="failed at", title_fontsize=8)
         shade_outages(ax, outages)
         ax.set_xlabel("simulated time (s)")
-        ax.set_ylabel("failed requests")
+        ax.set_ylabel(f"failed requests per {window_ms / 1000:g} s")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title)
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.08)  # the tallest bar below the frame, not in it
+        ax.set_title(title or "Failed requests, by the service they failed at "
+                              f"(bars of {window_ms / 1000:g} s)")
     return ax
 
 
