@@ -95,7 +95,8 @@ def delivery_timeline(trace_frame, ax=None, title: str = "Deliveries over time")
     """Per consumer group: when messages were delivered (fetched), redelivered, and committed.
 
     ``trace_frame`` is ``trace.frame()``; publishes are drawn on their own row. A gap between
-    the publish row and a group's row is that group's lag.
+    the publish row and a group's row is that group's lag. Deliveries at the same instant (a
+    fetched batch) draw as one circle with their number above it.
     """
     ax = axes(ax)
     with style():
@@ -115,7 +116,14 @@ def delivery_timeline(trace_frame, ax=None, title: str = "Deliveries over time")
         again = delivered[delivered["attempt"] > 1]
         commits = consumed[consumed["kind"] == "commit"]
         ax.scatter(first["time"] / 1000, first["group"].map(ypos) + 0.15, s=22,
-                   facecolors="none", edgecolors=COLORS["inventory"], label="delivered")
+                   facecolors="none", edgecolors=COLORS["inventory"],
+                   label="delivered (n: n at once)")
+        # A fetched batch is delivered at one instant: its circles coincide, so count them.
+        together = first.groupby(["time", "group"]).size()
+        for (time, group), n in together[together > 1].items():
+            ax.annotate(f"{n}", (time / 1000, ypos[group] + 0.15), xytext=(0, 4),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=7,
+                        color=COLORS["inventory"])
         ax.scatter(again["time"] / 1000, again["group"].map(ypos) + 0.15, s=36, marker="x",
                    color="#C44E52", label="redelivered")
         ax.scatter(commits["time"] / 1000, commits["group"].map(ypos) - 0.15, s=60,

@@ -1,4 +1,9 @@
-"""The environment check of notebook 00: is everything the course needs here, and new enough?"""
+"""The environment check of notebook 00: is everything the course needs here, and new enough?
+
+``ipywidgets`` is the kernel's half of the widgets; ``jupyterlab_widgets`` is JupyterLab's half
+(the front-end extension that draws them). Without the second, every widget shows "Loading
+widget..." for ever, the usual way they break, so both are checked.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ import pandas as pd
 
 # distribution -> minimum version the course is tested with (kept in step with pyproject.toml)
 REQUIRED = {
-    "jupyterlab": "4", "ipykernel": "6", "ipywidgets": "8", "pandas": "2", "matplotlib": "3.7",
+    "jupyterlab": "4", "jupyterlab_widgets": "3", "ipykernel": "6", "ipywidgets": "8",
+    "pandas": "2", "matplotlib": "3.7",
     "sqlite-utils": "4", "simpy": "4",
 }
 

@@ -7,6 +7,12 @@ fault plan whether to die there. A plan is plain data that a learner writes in a
                         "broker.drop": 0.05},          # 5% of the times, seeded
                        outages=[Outage("payment", 2_000, 5_000)])
 
+The forms of an entry: an int ``n`` fires the n-th time the point is reached (``1``: only the
+first time), a list ``[1, 3]`` those times, a float is a probability for every visit (``0.2``:
+one time in five, ``1.0``: every time, ``0.0``: never), ``True`` or ``"always"`` every time,
+``None`` never. ``1`` and ``1.0`` are easy to mix up, so a plan written with a bare int on a point where only a
+probability makes sense (:data:`PURELY_PROBABILISTIC`) warns.
+
 Because every point is registered with a description, tests and the chaos lab can enumerate
 them all and try each one, instead of trusting that the happy path covers the rest.
 
@@ -16,13 +22,26 @@ get to run its ``except Exception`` handlers, just as a killed process does not.
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 # name -> description; filled by the modules that mark crash points (see ``crash_point``).
 FAULT_POINTS: dict[str, str] = {}
+
+# Points reached once per delivery or publish, over every partition, group and redelivery, so
+# "the n-th time" names a visit nobody can point at: only a probability means something there.
+# (``broker.unavailable`` is not one of them: ``1`` is "the first publish", which a learner can
+# see, and notebook 03 uses it so.)
+PURELY_PROBABILISTIC = frozenset({"broker.drop", "broker.duplicate", "broker.delay"})
+
+
+class FaultValueWarning(UserWarning):
+    """A fault plan entry that is valid but probably not what was meant (``1`` for ``1.0``)."""
 
 
 def crash_point(name: str, description: str) -> str:
@@ -57,6 +76,17 @@ class Outage:
     slowdown: float = 1.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.target, str) or not self.target:
+            raise TypeError(f"an outage's target must be a name such as 'payment', got "
+                            f"{self.target!r}")
+        for field in ("start_ms", "end_ms", "slowdown"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"outage of {self.target!r}: {field} must be a number, got "
+                                f"{value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"outage of {self.target!r}: {field} must be a finite number, "
+                                 f"got {value!r}")
         if self.mode not in ("down", "slow"):
             raise ValueError(f"mode must be 'down' or 'slow', got {self.mode!r}")
         if not (0 <= self.start_ms < self.end_ms):
@@ -69,6 +99,10 @@ class Outage:
 
     def covers(self, now_ms: float) -> bool:
         return self.start_ms <= now_ms < self.end_ms
+
+
+def _nth(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _parse_spec(point: str, spec: Any) -> tuple[str, Any]:
@@ -123,6 +157,15 @@ class FaultPlan:
         self.planned: frozenset[str] = frozenset()
         for point, spec in (points or {}).items():
             self.set_point(point, spec)
+            # Only a plan someone writes warns: code that arms "the next visit" by number
+            # (the saga stepper) means exactly what it says.
+            if (point in PURELY_PROBABILISTIC and isinstance(spec, int)
+                    and not isinstance(spec, bool)):
+                warnings.warn(
+                    f"fault plan entry {point!r}: {spec} means 'only the {_nth(spec)} time it "
+                    "is reached' (one delivery among all of them); did you mean 1.0, every "
+                    "time? Probabilities are floats: 1.0 every time, 0.2 one time in five",
+                    FaultValueWarning, stacklevel=2)
         self.outages = tuple(outages)
         for outage in self.outages:
             if not isinstance(outage, Outage):

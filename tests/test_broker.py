@@ -244,6 +244,7 @@ def test_broker_outage_window_refuses_publishes_and_returns_no_deliveries():
     assert len(c.poll(10)) == 1
 
 
+@pytest.mark.filterwarnings("ignore::eda_lab.faults.FaultValueWarning")  # the 1st is meant
 def test_a_dropped_delivery_is_redelivered_not_lost(broker_with):
     b = broker_with(FaultPlan({"broker.drop": 1}))
     for i in range(3):
@@ -255,6 +256,7 @@ def test_a_dropped_delivery_is_redelivered_not_lost(broker_with):
     assert b.trace.count("drop") == 1
 
 
+@pytest.mark.filterwarnings("ignore::eda_lab.faults.FaultValueWarning")  # the 1st is meant
 def test_a_duplicated_delivery_arrives_twice(broker_with):
     b = broker_with(FaultPlan({"broker.duplicate": 1}))
     b.publish("orders", order(0))
@@ -262,6 +264,7 @@ def test_a_duplicated_delivery_arrives_twice(broker_with):
     assert [(d.offset, d.attempt) for d in got] == [(0, 1), (0, 2)]
 
 
+@pytest.mark.filterwarnings("ignore::eda_lab.faults.FaultValueWarning")  # the 1st is meant
 def test_a_delayed_message_holds_back_its_partition_until_visible(broker_with):
     b = broker_with(FaultPlan({"broker.delay": 1}))
     b.delay_ms = 500

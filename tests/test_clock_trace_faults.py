@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from eda_lab import Clock, Crash, FaultPlan, Outage, Trace, crash_point, fault_points
+from eda_lab.faults import PURELY_PROBABILISTIC, FaultValueWarning
 
 
 def test_clock_runs_processes_in_simulated_milliseconds():
@@ -114,3 +117,28 @@ def test_outages_cover_their_window_only():
 def test_bad_outages_are_refused(kwargs):
     with pytest.raises(ValueError):
         Outage("payment", **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "named"), [
+    (dict(start_ms="10000", end_ms=20_000), TypeError, "start_ms must be a number"),
+    (dict(start_ms=0, end_ms=5, mode="slow", slowdown="20"), TypeError, "slowdown must be a number"),
+    (dict(start_ms=0, end_ms=5, mode="slow", slowdown=float("nan")), ValueError, "slowdown must be a finite"),
+    (dict(start_ms=0, end_ms=float("inf")), ValueError, "end_ms must be a finite"),
+])
+def test_an_outage_with_a_field_that_is_not_a_number_names_the_field(kwargs, error, named):
+    with pytest.raises(error, match=named):
+        Outage("payment", **kwargs)
+
+
+@pytest.mark.parametrize("point", sorted(PURELY_PROBABILISTIC))
+def test_a_bare_integer_on_a_purely_probabilistic_point_warns_did_you_mean_always(point):
+    with pytest.warns(FaultValueWarning, match=r"did you mean 1\.0, every time"):
+        plan = FaultPlan({point: 1})
+    assert plan.points == {point: "hits"}  # still what was written: the 1st time only
+
+
+@pytest.mark.parametrize("spec", [1.0, 0.2, True, "always", [1, 3]])
+def test_probabilities_and_the_other_forms_do_not_warn(spec):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FaultPlan({"broker.drop": spec, "broker.unavailable": 1, "consumer.before_commit": 1})

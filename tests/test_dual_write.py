@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from eda_lab import Broker, BrokerUnavailable, Clock, Crash, FaultPlan, OrderPipeline, Outage, Trace
+from eda_lab import (
+    Broker,
+    BrokerUnavailable,
+    Clock,
+    Crash,
+    FaultPlan,
+    OrderPipeline,
+    Outage,
+    Trace,
+    fault_points,
+)
 from eda_lab.outbox import OrderService
+from eda_lab.outbox.dual_write import MAX_RETRIES, retry_on_clock, try_publish_inside_transaction
+from eda_lab.outbox.pipeline import MAX_WALK_STEPS
+from eda_lab.widgets.dual_write_lab import step_strip_html
 
 
 def naive(variant: str, faults: dict | None = None, outages=(), retries: int = 0):
@@ -89,3 +102,63 @@ def test_pipeline_rejects_bad_input():
         OrderPipeline().run(-1)
     with pytest.raises(ValueError, match="retries"):
         OrderService(variant="outbox", retries=-1)
+
+
+# -- a walk always ends, and says why -----------------------------------------------------------
+WALK_POINTS = fault_points("order.") + fault_points("broker.") + fault_points("consumer.")
+
+
+@pytest.mark.parametrize("variant", ["db_then_publish", "publish_then_db"])
+@pytest.mark.parametrize("point", WALK_POINTS)
+@pytest.mark.parametrize("spec", [True, 1.0])
+def test_a_walk_with_a_fault_that_always_fires_ends_and_says_why(variant, point, spec):
+    pipeline = OrderPipeline(variant, {point: spec}, consumer_batch=1)
+    walk = pipeline.walk(orders=2)
+    assert len(walk.steps) <= MAX_WALK_STEPS
+    assert walk.stopped.startswith("Stopped after") and walk.stopped.endswith(".")
+    if len(walk.steps) == MAX_WALK_STEPS:
+        assert "never got through" in walk.stopped
+
+
+def test_a_crash_loop_and_a_dead_network_are_named():
+    loop = OrderPipeline("db_then_publish", {"consumer.before_commit": True}).walk()
+    dead = OrderPipeline("db_then_publish", {"broker.drop": 1.0}).walk()
+    assert "crash loop" in loop.stopped
+    assert "dropped all" in dead.stopped
+    with pytest.raises(ValueError, match="max_steps"):
+        OrderPipeline("db_then_publish").walk(max_steps=10 ** 6)
+
+
+def test_the_step_strip_crosses_out_the_failed_write_and_badges_the_damage():
+    zombie = OrderPipeline("db_then_publish", {"broker.unavailable": 1}, consumer_batch=1)
+    html = step_strip_html(zombie, zombie.walk())
+    assert "<s>publish OrderPlaced(order-1)</s>" in html and "ZOMBIE: order-1" in html
+    ghost = OrderPipeline("publish_then_db", {"order.before_commit": 1}, consumer_batch=1)
+    html = step_strip_html(ghost, ghost.walk())
+    assert "<s>commit order-1 to the DB</s>" in html and "GHOST: order-1" in html
+    assert "acted on ghost order-1" in html
+
+
+# -- retries that wait on the clock --------------------------------------------------------------
+def test_backoff_rides_out_an_outage_shorter_than_its_budget():
+    short = [Outage("broker", 1_000, 1_300)]
+    assert retry_on_clock(100, retries=0, outages=short).lost > 0
+    patient = retry_on_clock(100, retries=3, backoff_ms=100, outages=short)
+    assert patient.lost == 0 and patient.published == 100
+    assert patient.p95_answer_ms > 0  # the price: customers wait for the retries
+
+
+def test_a_longer_outage_or_a_crash_while_waiting_still_loses_events():
+    longer = retry_on_clock(100, retries=3, backoff_ms=100, outages=[Outage("broker", 1_000, 4_000)])
+    assert longer.lost_budget > 0 and longer.lost_crash == 0
+    crash = retry_on_clock(100, retries=3, backoff_ms=100,
+                           outages=[Outage("broker", 1_000, 1_300), Outage("order", 1_150, 1_250)])
+    assert crash.lost_crash > 0 and "died while its retries waited" in crash.sentence()
+    with pytest.raises(ValueError, match="retries"):
+        retry_on_clock(10, retries=MAX_RETRIES + 1)
+
+
+def test_publishing_inside_the_transaction_leaves_a_ghost_when_the_commit_fails():
+    outcome = try_publish_inside_transaction(2, {"order.before_commit": 1})
+    assert outcome == {"in the database": ["order-2"], "on the broker": ["order-1", "order-2"],
+                       "failed": ["order-1"]}

@@ -43,6 +43,7 @@ def test_every_visit_of_every_point_is_counted(point):
 
 
 @pytest.mark.parametrize("point", POINTS)
+@pytest.mark.filterwarnings("ignore::eda_lab.faults.FaultValueWarning")  # the 1st time is meant
 def test_a_fault_planned_at_each_point_fires_the_first_time_it_is_reached(point):
     plan = FaultPlan({point: 1})
     run_scenario(point, plan)

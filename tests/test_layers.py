@@ -21,6 +21,7 @@ ALLOWED = {
     "engines": {"foundation", "outbox"},
     "shop": {"foundation", "sync", "outbox", "saga"},
     "widgets": {"foundation", "sync", "outbox", "saga", "shop"},
+    "exercises": {"foundation", "sync", "outbox", "saga", "shop"},
 }
 
 

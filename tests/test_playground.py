@@ -126,3 +126,71 @@ def test_environment_check_lists_every_requirement():
     table = check_environment()
     assert {"python", "ipywidgets", "sqlite-utils", "simpy"} <= set(table["component"])
     assert environment_ok()
+
+
+def test_reset_while_shipping_is_offline_starts_over_at_t_zero():
+    from eda_lab.widgets.broker_playground import BrokerPlaygroundWidget
+
+    widget = BrokerPlaygroundWidget()
+    widget.publish.click()
+    widget.shipping_online.value = False
+    widget.reset.click()
+    assert widget.model.clock.now == 0 and widget.model.orders_placed == 0
+    assert widget.shipping_online.value and widget.model.is_online("shipping")
+    widget.shipping_online.value = False  # the toggle still works after a reset
+    assert not widget.model.is_online("shipping")
+
+
+def test_offline_spans_are_what_the_chart_shades():
+    model = BrokerPlayground()
+    model.set_online("shipping", False)
+    model.set_online("shipping", True)
+    assert model.offline_spans() == [(0, 1_000)]  # offline at 0, back after one step
+
+
+def test_the_partition_picture_marks_the_committed_offset_and_redeliveries():
+    from eda_lab import Broker, Clock, ConsumerWorker, FaultPlan, event
+    from eda_lab.playground import offsets_html
+
+    clock = Clock()
+    broker = Broker(clock, faults=FaultPlan({"consumer.before_commit": 1}))
+    broker.create_topic("orders")
+    for n in range(3):
+        broker.publish("orders", event("OrderPlaced", f"order-{n}", {}))
+    ConsumerWorker(broker, "shipping", "orders", lambda d: None, restart_after_ms=100_000)
+    clock.run(until_ms=50)
+    crashed = offsets_html(broker, "shipping")
+    assert "committed = 0" in crashed and crashed.count("#FFE08A") == 3  # delivered, uncommitted
+    clock.run(until_ms=200_000)
+    done = offsets_html(broker, "shipping")
+    assert "committed = 3" in done and "#FFE08A" not in done
+
+
+def test_a_crash_before_the_commit_redelivers_and_the_timeline_can_show_it():
+    model = BrokerPlayground()
+    model.publish_orders(5)
+    model.crash_next("shipping", step=False)
+    assert "shipping crashes after its next message" in groups_html(model)
+    model.publish_orders(5)
+    model.step()
+    worker = model.workers["shipping"]
+    assert worker.crashes == 1 and not model.crash_armed
+    keys = model.handled["shipping"]
+    assert len(keys) > len(set(keys)) == 10  # one message handled twice, none lost
+    frame = model.trace.frame()
+    assert (frame["kind"] == "crash").sum() == 1
+    delivered = frame[frame["kind"] == "deliver"]
+    assert delivered["detail"].str.contains("attempt=2").any()  # the "redelivered" marks
+    assert model.broker.lag("shipping") == 0
+    with pytest.raises(ValueError, match="group must be one of"):
+        model.crash_next("fraud")
+
+
+def test_the_widget_crash_button_crashes_shipping():
+    w = BrokerPlaygroundWidget()
+    w.publish.click()
+    w.crash_shipping.click()
+    w.publish.click()
+    w.advance.click()
+    assert w.model.workers["shipping"].crashes == 1
+    assert "eda-broker-playground-crash" in w.crash_shipping._dom_classes

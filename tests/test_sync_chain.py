@@ -15,6 +15,7 @@ from eda_lab.sync import ServiceProfile, chain_availability, chain_latency_ms, l
 from eda_lab.sync.chain import (
     DOWN,
     ERROR,
+    MAX_REQUESTS,
     POOL_EXHAUSTED,
     REASONS,
     SERVICES_CSV,
@@ -324,8 +325,8 @@ profiles = st.builds(
     retries=st.integers(0, 2), workers=st.integers(1, 8),
 )
 outages = st.lists(st.builds(
-    lambda target, start, length, mode, slowdown: Outage(target, start, start + length, mode,
-                                                         slowdown),
+    lambda target, start, length, mode, slowdown: Outage(
+        target, start, start + length, mode, slowdown if mode == "slow" else 1),
     target=st.sampled_from(FOUR), start=st.integers(0, 3_000), length=st.integers(1, 2_000),
     mode=st.sampled_from(["down", "slow"]), slowdown=st.integers(1, 30)), max_size=2)
 
@@ -350,3 +351,40 @@ def test_every_request_ends_once_and_no_pool_ever_overflows(params, outages, rat
     assert run.summary()["succeeded"] == int(requests["ok"].sum())
     again = chain.run(rate_per_s=rate, duration_ms=4_000, outages=outages, seed=seed)
     assert again.requests.equals(requests)
+
+
+# -- the second endpoint, the spans, the limits -------------------------------------------------
+
+
+def _refunds_ok(mode: str) -> float:
+    chain = SyncChain(load_services(), FOUR).with_endpoint("refund", ["order", "payment"], 10)
+    extra = {"slowdown": 20} if mode == "slow" else {}
+    run = chain.run(rate_per_s=30, duration_ms=30_000, seed=1,
+                    outages=[Outage("inventory", 10_000, 20_000, mode, **extra)])
+    during = run.requests.query("10_000 <= start_ms < 20_000 and endpoint == 'refund'")
+    return during["ok"].mean()
+
+
+def test_a_slow_service_fails_requests_that_never_call_it_and_a_dead_one_does_not():
+    assert _refunds_ok("slow") < 0.8
+    assert _refunds_ok("down") > 0.98
+
+
+def test_spans_show_every_call_in_a_worker_slot_within_the_pool():
+    run = SyncChain(load_services(), FOUR).run(rate_per_s=20, duration_ms=1_000, seed=2,
+                                               spans=True)
+    served = run.spans[run.spans["slot"] >= 0]
+    workers = dict(zip(run.services().index, run.services()["workers"], strict=True))
+    assert (served["slot"] < served["service"].map(workers)).all()
+    assert (served["start_ms"] <= served["work_end_ms"]).all()
+    assert (served["work_end_ms"] <= served["end_ms"]).all()
+    assert len(served[served["service"] == "order"]) == len(run.requests)
+
+
+def test_a_load_too_big_to_run_in_seconds_is_refused_with_the_limit_named():
+    with pytest.raises(ValueError, match="MAX_REQUESTS"):
+        SyncChain(load_services(), FOUR).run(rate_per_s=MAX_REQUESTS, duration_ms=10_000)
+    with pytest.raises(ValueError, match="duration_ms must be at least sample_ms"):
+        SyncChain(load_services(), FOUR).run(duration_ms=100)
+    with pytest.raises(ValueError, match="only applies to mode='slow'"):
+        SyncChain(load_services(), FOUR).run(outages=[Outage("inventory", 0, 10, "down", 20)])

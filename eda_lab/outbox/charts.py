@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from ..charts import axes, color_for, style
 
@@ -32,12 +33,17 @@ def loss_chart(rows, ax=None, title: str = "Events lost and invented as faults g
     frame = _frame(rows)
     ax = axes(ax)
     with style():
+        flat = []
         for variant, part in frame.groupby("variant", sort=False):
             color = VARIANT_COLORS.get(variant, color_for(variant))
             ax.plot(part["rate"] * 100, part["lost"], "-o", color=color, markersize=4,
                     label=f"{variant}: lost")
             ax.plot(part["rate"] * 100, part["phantom"], "--s", color=color, markersize=4,
                     label=f"{variant}: phantom")
+            flat += [f"{variant} {kind}" for kind in ("lost", "phantom") if not part[kind].any()]
+        if flat:  # lines on top of each other at zero: say which, or they look missing
+            ax.text(0.99, 0.04, "at 0 at every rate: " + ", ".join(flat), ha="right",
+                    transform=ax.transAxes, fontsize=7, color="#555555")
         ax.set_xlabel("probability of each fault (%)")
         ax.set_ylabel(f"events, of {int(frame['orders'].iloc[0])} orders")
         ax.set_title(title)
@@ -52,9 +58,14 @@ def variant_bars(rows, ax=None, title: str = "Lost and phantom events by variant
     ax = axes(ax)
     with style():
         xs = range(len(frame))
-        ax.bar([x - 0.2 for x in xs], frame["lost"], width=0.4, color="#C44E52", label="lost")
-        ax.bar([x + 0.2 for x in xs], frame["phantom"], width=0.4, color="#DD8452",
-               label="phantom")
+        lost = ax.bar([x - 0.2 for x in xs], frame["lost"], width=0.4, color="#C44E52",
+                      label="lost")
+        phantom = ax.bar([x + 0.2 for x in xs], frame["phantom"], width=0.4, color="#DD8452",
+                         label="phantom")
+        for bars in (lost, phantom):  # a 0 is a result, not a missing bar
+            ax.bar_label(bars, padding=2, fontsize=8)
+        ax.margins(y=0.15)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xticks(list(xs), [SHORT_LABELS.get(v, v) for v in frame["variant"]])
         ax.set_ylabel("events")
         ax.set_title(title)

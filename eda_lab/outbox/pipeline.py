@@ -32,6 +32,7 @@ ACTORS = ("order", "relay", "consumer")
 STEP_MS = 100.0   # simulated time one visualizer step takes
 MAX_ORDERS = 100_000          # more orders than this in one run only make a cell slow
 MAX_SETTLE_MS = 3_600_000.0   # an hour of simulated time after the last order
+MAX_WALK_STEPS = 200          # a walk that has not gone idle by then never will (see walk)
 
 
 class StepResult(NamedTuple):
@@ -40,6 +41,13 @@ class StepResult(NamedTuple):
     actor: str
     summary: str
     records: list
+
+
+class Walk(NamedTuple):
+    """What ``walk()`` did: every step, and one sentence saying why it stopped."""
+
+    steps: list
+    stopped: str
 
 
 def _summary(actor: str, records: list, order_id: str) -> str:
@@ -187,6 +195,43 @@ class OrderPipeline(WritePath):
             self.consumer_poll()
         records = self.trace.tail(len(self.trace) - before)
         return StepResult(actor, _summary(actor, records, order_id), records)
+
+    def walk(self, orders: int = 2, max_steps: int = MAX_WALK_STEPS) -> Walk:
+        """Queue ``orders`` and step until nobody has work left, or ``max_steps`` steps.
+
+        A fault that never clears (``{"broker.drop": 1.0}``, ``{"consumer.before_commit":
+        True}``) keeps the consumer's lag above zero for ever, so "until idle" alone would
+        never end: the bound stops it, and ``stopped`` says why.
+        """
+        check.count("orders", orders, maximum=MAX_WALK_STEPS)
+        check.count("max_steps", max_steps, maximum=10 * MAX_WALK_STEPS)
+        self.request_order(orders)
+        steps = []
+        fired_before = len(self.faults.fired)
+        while len(steps) < max_steps:
+            step = self.step()
+            if step is None:
+                return Walk(steps, f"Stopped after {len(steps)} steps: nothing left to do.")
+            steps.append(step)
+        return Walk(steps, self._why_not_idle(max_steps, self.faults.fired[fired_before:]))
+
+    def _why_not_idle(self, max_steps: int, fired: list) -> str:
+        """The sentence for a walk cut off at ``max_steps``: which fault kept it going."""
+        counts: dict[str, int] = {}
+        for point, _ in fired:
+            counts[point] = counts.get(point, 0) + 1
+        waiting = self.consumer.lag()
+        head = (f"Stopped after {max_steps} steps, not idle: {waiting} event(s) never got "
+                "through to the consumer")
+        if counts.get("consumer.before_commit"):
+            return (f"{head}, because it crashed before committing "
+                    f"{counts['consumer.before_commit']} times (a crash loop: every restart "
+                    "gets the same message again).")
+        if counts.get("broker.drop"):
+            return (f"{head}, because the network dropped all {counts['broker.drop']} "
+                    "deliveries (at-least-once needs the network to deliver eventually).")
+        worst = max(counts, key=counts.get) if counts else None
+        return f"{head}" + (f" ({worst} fired {counts[worst]} times)." if worst else ".")
 
     # -- judging -------------------------------------------------------------------------------
     def in_flight(self, group: str = "shipping") -> set[EventKey]:

@@ -18,12 +18,12 @@ from .chain import (
     chain_latency_ms,
     load_services,
 )
-from .charts import cascade_figure, comparison_figure
-from .explorer import ExplorerModel
+from .charts import cascade_figure, comparison_figure, load_sweep_figure, show, swimlane_chart
+from .explorer import ExplorerModel, load_sweep
 from .twin import EventDrivenTwin, TwinRun
 
 __all__ = [
     "EventDrivenTwin", "ExplorerModel", "ServiceProfile", "SyncChain", "SyncRun", "TwinRun",
     "cascade_figure", "chain_availability", "chain_latency_ms", "comparison_figure",
-    "load_services",
+    "load_services", "load_sweep", "load_sweep_figure", "show", "swimlane_chart",
 ]

@@ -53,7 +53,13 @@ REASONS = {
 }
 
 Failure = tuple[str, str]  # (service, reason)
-REQUEST_COLUMNS = ("request", "start_ms", "end_ms", "ok", "failed_at", "reason")
+MAIN_ENDPOINT = "place order"
+REQUEST_COLUMNS = ("request", "start_ms", "end_ms", "ok", "failed_at", "reason", "endpoint")
+SPAN_COLUMNS = ("request", "endpoint", "service", "slot", "start_ms", "work_end_ms", "end_ms",
+                "outcome")
+# A run simulates every request, so its size is its cost: about 15 us of Python per call.
+MAX_REQUESTS = 150_000     # rate_per_s x duration_ms / 1000 in one run (all endpoints)
+ENDPOINT_OFFSET = 1_000_000_000  # request numbers of the k-th extra endpoint start at k x this
 
 
 # -- service profiles ---------------------------------------------------------------------------
@@ -175,13 +181,14 @@ class _Pool:
     """One service's worker pool and what happened to the calls it received."""
 
     __slots__ = ("workers", "busy", "peak", "calls", "served", "errors", "timeouts",
-                 "refused_pool", "refused_down")
+                 "refused_pool", "refused_down", "free")
 
     def __init__(self, workers: int):
         self.workers = workers
         self.busy = self.peak = 0
         self.calls = self.served = self.errors = self.timeouts = 0
         self.refused_pool = self.refused_down = 0
+        self.free = list(range(workers))  # worker slots, only tracked when spans are recorded
 
 
 def _give_up(reply, failure: Failure, pool: _Pool, _timer) -> None:
@@ -206,11 +213,16 @@ class CallSimulation:
 
     def __init__(self, clock: Clock, profiles: Mapping[str, ServiceProfile],
                  calls: Mapping[str, Sequence[str]], plan: FaultPlan, seed: int,
-                 local_work: Mapping[str, LocalWork] | None = None):
+                 local_work: Mapping[str, LocalWork] | None = None, *,
+                 record_spans: bool = False):
         self.clock = clock
         self.env = clock.env
         self.profiles = dict(profiles)
         self.calls = {name: tuple(calls.get(name, ())) for name in profiles}
+        # Each endpoint's wiring: who calls whom for a request of that endpoint.
+        self.routes: dict[str, dict[str, tuple[str, ...]]] = {MAIN_ENDPOINT: self.calls}
+        self.record_spans = record_spans
+        self.spans: list[tuple] = []  # one per call a worker served, or refused (record_spans)
         self.plan = plan
         self.seed = seed
         self.local_work = dict(local_work or {})
@@ -221,7 +233,7 @@ class CallSimulation:
         self.records: list[tuple] = []
         self.pool_samples: list[tuple] = []
 
-    def call(self, name: str, request: int):
+    def call(self, name: str, request: int, endpoint: str = MAIN_ENDPOINT):
         """Call ``name`` and wait for it: ``failure = yield from sim.call(name, request)``.
 
         Returns None on success, or the failure the caller saw: ``(service, reason)``, where
@@ -238,16 +250,20 @@ class CallSimulation:
             if plan.outages and plan.is_down(name, env.now):
                 pool.refused_down += 1
                 failure = (name, DOWN)
+                if self.record_spans:
+                    self._refusal(request, endpoint, name, DOWN)
                 continue
             if pool.busy >= pool.workers:
                 pool.refused_pool += 1
                 failure = (name, POOL_EXHAUSTED)
+                if self.record_spans:
+                    self._refusal(request, endpoint, name, POOL_EXHAUSTED)
                 continue
             pool.busy += 1
             if pool.busy > pool.peak:
                 pool.peak = pool.busy
             reply = env.event()
-            env.process(self._serve(name, request, reply, pool))
+            env.process(self._serve(name, request, reply, pool, endpoint))
             env.timeout(profile.timeout_ms).callbacks.append(
                 partial(_give_up, reply, (name, TIMEOUT), pool))
             failure = yield reply
@@ -255,22 +271,29 @@ class CallSimulation:
                 return None
         return failure
 
-    def _serve(self, name: str, request: int, reply, pool: _Pool):
+    def _refusal(self, request: int, endpoint: str, name: str, reason: str) -> None:
+        now = self.env.now
+        self.spans.append((request, endpoint, name, -1, now, now, now, reason))
+
+    def _serve(self, name: str, request: int, reply, pool: _Pool, endpoint: str = MAIN_ENDPOINT):
         """One worker of ``name`` serving one call: its own work, then its own calls."""
         env = self.env
         plan = self.plan
+        start = env.now
+        slot = pool.free.pop(0) if self.record_spans else -1
         work = self._samplers[name]()
         fails = self._rngs[name].random() < self.profiles[name].failure_prob
         if plan.outages:
             work *= plan.slowdown(name, env.now)
         yield env.timeout(work)
+        work_end = env.now
         failure: Failure | None = None
         if fails:
             pool.errors += 1
             failure = (name, ERROR)
         else:
-            for callee in self.calls[name]:
-                failure = yield from self.call(callee, request)
+            for callee in self.routes[endpoint].get(name, ()):
+                failure = yield from self.call(callee, request, endpoint)
                 if failure is not None:
                     break
             if failure is None and name in self.local_work:
@@ -278,30 +301,39 @@ class CallSimulation:
         pool.busy -= 1
         if failure is None:
             pool.served += 1
+        if self.record_spans:
+            pool.free.append(slot)
+            pool.free.sort()
+            self.spans.append((request, endpoint, name, slot, start, work_end, env.now,
+                               "ok" if failure is None else failure[1]
+                               if failure[0] == name else f"{failure[0]} {failure[1]}"))
         if not reply.triggered:
             reply.succeed(failure)
 
-    def _request(self, entry: str, request: int):
+    def _request(self, entry: str, request: int, endpoint: str = MAIN_ENDPOINT):
         start = self.env.now
-        failure = yield from self.call(entry, request)
+        failure = yield from self.call(entry, request, endpoint)
         if failure is None:
-            self.records.append((request, start, self.env.now, True, None, None))
+            self.records.append((request, start, self.env.now, True, None, None, endpoint))
         else:
-            self.records.append((request, start, self.env.now, False, failure[0], failure[1]))
+            self.records.append((request, start, self.env.now, False, failure[0], failure[1],
+                                 endpoint))
 
-    def _arrivals(self, entry: str, rate_per_s: float, duration_ms: float):
+    def _arrivals(self, entry: str, rate_per_s: float, duration_ms: float,
+                  endpoint: str = MAIN_ENDPOINT, first: int = 0):
         """Requests arrive at random (a Poisson process) at ``rate_per_s`` until ``duration_ms``."""
         env = self.env
-        rng = random.Random(f"{self.seed}:arrivals")
+        stream = "arrivals" if endpoint == MAIN_ENDPOINT else f"arrivals:{endpoint}"
+        rng = random.Random(f"{self.seed}:{stream}")
         rate_per_ms = rate_per_s / 1000.0
-        request = 0
+        request = first
         while True:
             yield env.timeout(rng.expovariate(rate_per_ms))
             if env.now >= duration_ms:
                 return
-            env.process(self._request(entry, request))
+            env.process(self._request(entry, request, endpoint))
             request += 1
-            self.started = request
+            self.started += 1
 
     def start(self, entry: str, rate_per_s: float, duration_ms: float,
               sample_ms: float = SAMPLE_MS) -> None:
@@ -309,6 +341,15 @@ class CallSimulation:
         self.clock.process(self._arrivals(entry, rate_per_s, duration_ms))
         # Samples at 0, sample_ms, ... up to the last one before duration_ms.
         self.clock.every(sample_ms, self._sample_pools, until_ms=duration_ms - sample_ms)
+
+    def add_endpoint(self, endpoint: str, path: Sequence[str], rate_per_s: float,
+                     duration_ms: float) -> None:
+        """A second kind of request, through ``path`` (its first service is what the client
+        calls), arriving at ``rate_per_s`` on the same pools: call :meth:`start` too."""
+        route = {a: (b,) for a, b in zip(path, path[1:], strict=False)}
+        self.routes[endpoint] = route
+        first = ENDPOINT_OFFSET * (len(self.routes) - 1)
+        self.clock.process(self._arrivals(path[0], rate_per_s, duration_ms, endpoint, first))
 
     def _sample_pools(self) -> None:
         now = self.env.now
@@ -324,11 +365,38 @@ class CallSimulation:
                 for name, pool in self.pools.items()]
 
 
-def check_load(rate_per_s, duration_ms, sample_ms) -> None:
-    """Reject a load that cannot run, naming the argument."""
+def check_sync_outages(outages, known) -> tuple[Outage, ...]:
+    """:func:`~eda_lab.faults.check_outages`, plus the fields a learner is likely to get wrong:
+    numbers that are strings, a ``slowdown`` given to a 'down' outage (it would be ignored)."""
+    outages = check_outages(outages, known)
+    for outage in outages:
+        where = f"outage of {outage.target!r}"
+        check.number(f"{where}: start_ms", outage.start_ms, minimum=0, unit="ms")
+        check.number(f"{where}: end_ms", outage.end_ms, above=0, unit="ms")
+        check.number(f"{where}: slowdown", outage.slowdown, minimum=1, maximum=1_000)
+        if outage.mode == "down" and outage.slowdown != 1:
+            raise ValueError(f"{where}: slowdown={outage.slowdown:g} only applies to "
+                             "mode='slow'; a 'down' outage refuses every call (pass "
+                             "mode='slow' to slow it down)")
+    return outages
+
+
+def check_load(rate_per_s, duration_ms, sample_ms, extra_rate_per_s: float = 0.0) -> None:
+    """Reject a load that cannot run, naming the argument, or that would take minutes."""
     check.number("load: rate_per_s", rate_per_s, above=0)
     check.number("load: duration_ms", duration_ms, above=0)
     check.number("load: sample_ms", sample_ms, above=0)
+    if duration_ms < sample_ms:
+        raise ValueError(f"load: duration_ms must be at least sample_ms ({sample_ms:g} ms, one "
+                         f"sample of the pools), got {duration_ms:g}")
+    expected = (rate_per_s + extra_rate_per_s) * duration_ms / 1000
+    if expected > MAX_REQUESTS:
+        raise ValueError(
+            f"load: rate_per_s x duration_ms / 1000 = {expected:,.0f} requests; a run is limited "
+            f"to MAX_REQUESTS = {MAX_REQUESTS:,} (about 15 s): lower the rate or the duration")
+    if duration_ms / sample_ms > 100_000:
+        raise ValueError(f"load: sample_ms={sample_ms:g} takes more than 100,000 samples of a "
+                         f"{duration_ms:g} ms run; sample less often")
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -355,6 +423,16 @@ class RunResult:
         self._records = sorted(sim.records)
         self._pool_samples = sim.pool_samples
         self._pool_stats = sim.pool_stats()
+        self._spans = sorted(sim.spans, key=lambda s: (s[4], s[0]))
+        self.endpoints = tuple(sim.routes)
+
+    @cached_property
+    def spans(self):
+        """One row per call a service served (its worker ``slot``, when its own work ended,
+        when the worker was free again) or refused (slot -1); only with ``spans=True``."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self._spans, columns=SPAN_COLUMNS)
 
     @cached_property
     def requests(self):
@@ -379,17 +457,22 @@ class RunResult:
 
         return pd.DataFrame(self._pool_stats).set_index("service")
 
-    def summary(self) -> dict:
-        """Success rate and latency percentiles (of the successful requests), overall."""
+    def summary(self, endpoint: str | None = None) -> dict:
+        """Success rate, and latency percentiles of the *successful* requests, overall (or of
+        one ``endpoint``); ``failed_p95_ms``: how long the failed ones took to fail."""
         frame = self.requests
+        if endpoint is not None:
+            frame = frame[frame["endpoint"] == check.one_of("endpoint", endpoint, self.endpoints)]
         ok = frame["latency_ms"][frame["ok"]].to_numpy()
         total = len(frame)
         return {
-            "run": self.label, "requests": total, "succeeded": len(ok),
+            "run": self.label if endpoint is None else f"{self.label}: {endpoint}",
+            "requests": total, "succeeded": len(ok),
             "success_rate": round(len(ok) / total, 4) if total else math.nan,
             "mean_ms": round(float(ok.mean()), 1) if len(ok) else math.nan,
             "p50_ms": rounded_percentile(ok, 50), "p95_ms": rounded_percentile(ok, 95),
             "p99_ms": rounded_percentile(ok, 99),
+            "failed_p95_ms": rounded_percentile(frame["latency_ms"][~frame["ok"]].to_numpy(), 95),
         }
 
     def failures(self):
@@ -399,12 +482,15 @@ class RunResult:
         return (failed.groupby(["failed_at", "reason"]).size().rename("requests")
                 .sort_values(ascending=False))
 
-    def windows(self, window_ms: float = WINDOW_MS):
-        """The same metrics per time window (by when each request started), every window shown."""
+    def windows(self, window_ms: float = WINDOW_MS, endpoint: str | None = None):
+        """The same metrics per time window (by when each request started), every window shown;
+        of one ``endpoint`` only, if given."""
         import pandas as pd
 
         check.number("windows: window_ms", window_ms, above=0)
         frame = self.requests
+        if endpoint is not None:
+            frame = frame[frame["endpoint"] == check.one_of("endpoint", endpoint, self.endpoints)]
         count = max(1, math.ceil(self.duration_ms / window_ms))
         window = (frame["start_ms"] // window_ms).astype(int)
         ok_latency = frame["latency_ms"].where(frame["ok"])
@@ -512,6 +598,26 @@ class SyncChain:
         unreached = [n for n in names[1:] if n not in callers]
         if unreached:
             raise ValueError(f"calls: {unreached} are in the chain but nobody calls them")
+        # Other kinds of request served by the same services: name -> (path, rate per s).
+        self.endpoints: dict[str, tuple[tuple[str, ...], float]] = {}
+
+    def with_endpoint(self, name: str, path: Sequence[str], rate_per_s: float) -> SyncChain:
+        """The same chain, also serving a second kind of request through ``path`` (say a refund:
+        ``["order", "payment"]``) at ``rate_per_s``, on the same worker pools.
+
+        This is how a slow service hurts requests that never call it: they need a worker of a
+        service whose pool is full of calls waiting for the slow one.
+        """
+        check.name("name", name)
+        if name == MAIN_ENDPOINT or name in self.endpoints:
+            raise ValueError(f"name: endpoint {name!r} exists already")
+        path = check_names("path", path, self.chain)
+        if not path or path[0] != self.entry:
+            raise ValueError(f"path must start at the entry {self.entry!r}, got {list(path)}")
+        check.number("rate_per_s", rate_per_s, above=0)
+        chain = SyncChain(self.catalog, self.chain, self.calls)
+        chain.endpoints = {**self.endpoints, name: (path, float(rate_per_s))}
+        return chain
 
     @property
     def entry(self) -> str:
@@ -566,18 +672,24 @@ class SyncChain:
 
     def run(self, rate_per_s: float = 20.0, duration_ms: float = 30_000.0,
             outages: Iterable[Outage] = (), seed: int = 0,
-            sample_ms: float = SAMPLE_MS) -> SyncRun:
+            sample_ms: float = SAMPLE_MS, *, spans: bool = False) -> SyncRun:
         """Send requests at ``rate_per_s`` for ``duration_ms`` through the chain; wait for all.
 
         ``outages`` take a service down (it refuses every call) or make it slow (its work
-        takes ``slowdown`` times longer) between ``start_ms`` and ``end_ms``.
+        takes ``slowdown`` times longer) between ``start_ms`` and ``end_ms``. ``spans=True``
+        records every call each worker slot served (for a swimlane of a few requests).
         """
-        check_load(rate_per_s, duration_ms, sample_ms)
-        outages = check_outages(outages, self.chain)
+        check_load(rate_per_s, duration_ms, sample_ms,
+                   sum(rate for _, rate in self.endpoints.values()))
+        check.seed("seed", seed)
+        outages = check_sync_outages(outages, self.chain)
         clock = Clock()
         profiles = {name: self.catalog[name] for name in self.chain}
-        sim = CallSimulation(clock, profiles, self.calls, FaultPlan(outages=outages), seed)
+        sim = CallSimulation(clock, profiles, self.calls, FaultPlan(outages=outages), seed,
+                             record_spans=check.flag("spans", spans))
         sim.start(self.entry, rate_per_s, duration_ms, sample_ms)
+        for name, (path, rate) in self.endpoints.items():
+            sim.add_endpoint(name, path, rate, duration_ms)
         clock.run()
         return SyncRun("sync", sim, duration_ms, outages, rate_per_s)
 

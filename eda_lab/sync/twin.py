@@ -17,8 +17,13 @@ What changes, and what this module measures:
   handled it, some time after the client was told "OK".
 
 The order service publishes right after its local commit, inside the transaction: the naive
-dual write of notebook 03. It is safe here only because the commit cannot fail after the
-publish; notebook 04's transactional outbox removes that assumption.
+dual write of notebook 03 (publish, then COMMIT: a commit that fails after the publish leaves a
+ghost message). It is safe here only because this model's commit cannot fail after the publish;
+notebook 04's transactional outbox removes that assumption.
+
+The broker is a dependency on the client's path too: a publish it refuses fails the request
+(the order is rolled back and the customer told so), so the twin's closed form is the order
+service's availability times the broker's (``broker_failure_prob``, 0.1% like every service).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from ..broker import Broker, BrokerUnavailable, Delivery
 from ..clock import Clock
 from ..consumer import ConsumerWorker
 from ..db import open_db, transaction
-from ..faults import FaultPlan, Outage, check_outages
+from ..faults import FaultPlan, Outage
 from ..messages import event
 from ..trace import Trace
 from .chain import (
@@ -46,6 +51,7 @@ from .chain import (
     as_catalog,
     check_load,
     check_names,
+    check_sync_outages,
     rounded_percentile,
 )
 
@@ -60,8 +66,9 @@ PUBLISH_SOURCE = '''def handle_{entry}(request):
     do_own_work(request)  # {does} (~{mean_ms:g} ms)
     with transaction(order_db):
         save_order(request)
+        # a dual write: notebook 03 shows why this is unsafe, 04 fixes it
         broker.publish("{topic}", OrderPlaced(request))
-    return "OK"
+    return "OK"  # accepted: payment, inventory and shipping happen later
 '''
 
 
@@ -154,15 +161,15 @@ class EventDrivenTwin:
 
     >>> from eda_lab.sync.chain import load_services
     >>> twin = EventDrivenTwin(load_services(), consumers=["payment", "inventory"])
-    >>> twin.expected_latency_ms(), twin.expected_availability()
-    (20.0, 0.999)
+    >>> twin.expected_latency_ms(), round(twin.expected_availability(), 4)  # order x broker
+    (20.0, 0.998)
     """
 
     def __init__(self, services: Mapping[str, ServiceProfile] | Iterable[ServiceProfile],
                  entry: str = "order", consumers: Sequence[str] = DEFAULT_CONSUMERS, *,
                  partitions: int = PARTITIONS, poll_interval_ms: float = POLL_INTERVAL_MS,
                  max_attempts: int = 5, backoff_ms: float = 100.0,
-                 restart_after_ms: float = 500.0):
+                 restart_after_ms: float = 500.0, broker_failure_prob: float = 0.001):
         self.catalog = as_catalog(services)
         self.entry = check_names("entry", entry, self.catalog)[0]
         self.consumers = check_names("consumers", consumers, self.catalog)
@@ -174,12 +181,14 @@ class EventDrivenTwin:
         check.ms("twin: backoff_ms", backoff_ms, positive=False)
         check.ms("twin: restart_after_ms", restart_after_ms, positive=False)
         self.partitions = partitions
+        self.broker_failure_prob = check.probability("twin: broker_failure_prob",
+                                                     broker_failure_prob)
         self.worker_options = {"poll_interval_ms": poll_interval_ms, "max_attempts": max_attempts,
                                "backoff_ms": backoff_ms, "restart_after_ms": restart_after_ms}
 
     def _options(self) -> dict:
         return {"entry": self.entry, "consumers": self.consumers, "partitions": self.partitions,
-                **self.worker_options}
+                "broker_failure_prob": self.broker_failure_prob, **self.worker_options}
 
     @property
     def services(self) -> list[ServiceProfile]:
@@ -191,8 +200,9 @@ class EventDrivenTwin:
         return float(self.catalog[self.entry].mean_ms)
 
     def expected_availability(self) -> float:
-        """What the client's success depends on: the entry service alone."""
-        return self.catalog[self.entry].availability
+        """What the client's success depends on: the entry service and the broker it
+        publishes to (both must work), nothing downstream."""
+        return self.catalog[self.entry].availability * (1.0 - self.broker_failure_prob)
 
     def with_service(self, name: str, **changes) -> EventDrivenTwin:
         """The same wiring with one service's profile changed."""
@@ -235,8 +245,12 @@ class EventDrivenTwin:
         """
         check_load(rate_per_s, duration_ms, sample_ms)
         check.ms("drain_limit_ms", drain_limit_ms, positive=False)
-        outages = check_outages(outages, (self.entry, *self.consumers, BROKER))
+        outages = check_sync_outages(outages, (self.entry, *self.consumers, BROKER))
         plan = FaultPlan(faults, seed=seed, outages=outages)
+        # The broker's own 0.1% comes from a stream of its own, so what consumers do (their
+        # dead-letter publishes also reach broker.unavailable) cannot change which orders fail.
+        broker_rng = random.Random(f"{seed}:broker")
+        broker_failure_prob = self.broker_failure_prob
         clock = Clock()
         broker = Broker(clock, Trace(enabled=trace), plan)
         broker.create_topic(ORDERS_TOPIC, self.partitions)
@@ -252,6 +266,8 @@ class EventDrivenTwin:
                 with transaction(order_db) as conn:
                     conn.execute("INSERT INTO orders (id, placed_at) VALUES (?, ?)",
                                  (request, clock.now))
+                    if broker_failure_prob and broker_rng.random() < broker_failure_prob:
+                        raise BrokerUnavailable("the broker refused the publish")
                     broker.publish(ORDERS_TOPIC, message)
             except BrokerUnavailable:
                 return (BROKER, DOWN)  # rolled back: no order, and the client is told so

@@ -9,6 +9,8 @@ are the table; the chart puts all variants side by side, the outbox among them.
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
@@ -64,16 +66,21 @@ class DualWriteLab:
     def __init__(self, variant: str = "db_then_publish", *, orders: int = 300, seed: int = 0):
         if variant not in LAB_VARIANTS:
             raise ValueError(f"variant must be one of {LAB_VARIANTS}, got {variant!r}")
-        if isinstance(orders, bool) or not isinstance(orders, int) or not 1 <= orders <= MAX_ORDERS:
-            raise ValueError(f"orders must be an integer from 1 to {MAX_ORDERS}, got {orders!r}")
+        if (isinstance(orders, bool) or not isinstance(orders, int) or not 50 <= orders <= MAX_ORDERS
+                or orders % 50):
+            raise ValueError(f"orders must be a multiple of 50 from 50 to {MAX_ORDERS} (the "
+                             f"slider's steps), got {orders!r}")
         self.seed = seed
         self.variant = widgets.Dropdown(options=[(PIPELINES[v], v) for v in LAB_VARIANTS],
-                                        value=variant, description="ordering")
+                                        value=variant, description="ordering",
+                                        layout=widgets.Layout(width="360px"),
+                                        style={"description_width": "initial"})
         self.sliders = {}
         for attribute, (label, _) in FAULTS.items():
+            # A fraction, read back as it prints (a "%" readout parses "10%" as 10.0).
             slider = widgets.FloatSlider(value=0.1 if attribute == "broker_refuses" else 0.05,
                                          min=0.0, max=0.5, step=0.01, description=label,
-                                         continuous_update=False, readout_format=".0%",
+                                         continuous_update=False, readout_format=".2f",
                                          style={"description_width": "initial"})
             setattr(self, attribute, slider)
             self.sliders[attribute] = slider
@@ -134,3 +141,76 @@ class DualWriteLab:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.root._repr_mimebundle_(**kwargs)
+
+
+# -- the step strip: one small picture per step of a walk --------------------------------------
+STRIP_MAX_STEPS = 10
+_OK, _BAD, _MUTED = "#2E7D32", "#C44E52", "#888888"
+
+
+def _write_line(label: str, happened: bool, failed_why: str = "") -> str:
+    """One of the two writes: done (a tick), or drawn crossed out in red with the reason."""
+    if happened:
+        return f'<div style="color:{_OK}">&#10003; {html.escape(label)}</div>'
+    why = f' <span style="font-size:10px">({html.escape(failed_why)})</span>' if failed_why else ""
+    return (f'<div style="color:{_BAD}"><s>{html.escape(label)}</s> &#10007;{why}</div>')
+
+
+def _badge(text: str, color: str) -> str:
+    return (f'<div style="margin-top:4px;padding:1px 4px;border-radius:3px;background:{color};'
+            f'color:white;font-size:10px;font-weight:bold">{html.escape(text)}</div>')
+
+
+def step_cell(step, committed_keys: set[str], publish_first: bool = False) -> str:
+    """The picture of one step: which writes happened, which did not, and the damage done."""
+    kinds = [r.kind for r in step.records]
+    keys = [r.key for r in step.records if r.key]
+    key = keys[0] if keys else ""
+    body = []
+    if step.actor == "order":
+        committed, published = "db_commit" in kinds, "publish" in kinds
+        crash = next((r.detail for r in step.records if r.kind == "crash"), "")
+        why_not = "crashed at " + crash if crash else ("broker refused" if "unavailable" in kinds
+                                                       else "")
+        writes = [_write_line(f"commit {key} to the DB", committed,
+                              why_not if not committed else ""),
+                  _write_line(f"publish OrderPlaced({key})", published,
+                              why_not if not published else "")]
+        body.extend(reversed(writes) if publish_first else writes)
+        if committed and not published:
+            body.append(_badge(f"ZOMBIE: {key} saved, never announced", _BAD))
+        elif published and not committed:
+            body.append(_badge(f"GHOST: {key} announced, never saved", "#DD8452"))
+    else:
+        got = [r.key for r in step.records if r.kind in ("deliver", "duplicate")]
+        acked = "commit" in kinds
+        crash = next((r.detail for r in step.records if r.kind == "crash"), "")
+        body.append(f'<div>received {html.escape(", ".join(got) or "nothing")}</div>')
+        body.append(_write_line("acknowledge", acked, "crashed at " + crash if crash else ""))
+        for k in got:
+            if k not in committed_keys:
+                body.append(_badge(f"acted on ghost {k}", "#DD8452"))
+    color = "#4C72B0" if step.actor == "order" else "#8172B3"
+    return (f'<td style="vertical-align:top;border:1px solid #ccc;padding:4px 6px;'
+            f'min-width:130px;font-size:11px"><div style="font-weight:bold;color:{color}">'
+            f"{html.escape(step.actor)}</div>{''.join(body)}</td>")
+
+
+def step_strip_html(pipeline: OrderPipeline, walk, max_steps: int = STRIP_MAX_STEPS) -> str:
+    """The steps of ``walk`` (what ``pipeline.walk()`` returned) side by side, oldest first,
+    each write in the order the variant makes them, the failed one crossed out, the zombie
+    record or ghost message badged (judged against the orders in the database now); then why
+    the walk stopped."""
+    committed_keys = {row["order_id"] for row in pipeline.service.orders()}
+    publish_first = pipeline.variant == "publish_then_db"
+    shown = walk.steps[:max_steps]
+    cells = "".join(step_cell(step, committed_keys, publish_first) for step in shown)
+    more = len(walk.steps) - len(shown)
+    if more:
+        cells += (f'<td style="vertical-align:middle;color:{_MUTED};font-size:11px;padding:4px">'
+                  f"&hellip; {more} more step(s)</td>")
+    heads = "".join(f'<th style="font-size:10px;color:{_MUTED};font-weight:normal">step {i + 1}'
+                    "</th>" for i in range(len(shown)))
+    return (f'<div class="eda-step-strip"><table style="border-collapse:collapse"><tr>{heads}'
+            f"</tr><tr>{cells}</tr></table>"
+            f'<div style="font-size:11px;margin-top:4px">{html.escape(walk.stopped)}</div></div>')

@@ -38,11 +38,14 @@ class SyncExplorer:
                 description="mean ms", continuous_update=False), f"latency-{name}")
             self.failure[name] = _control(widgets.FloatSlider(
                 value=profile.failure_prob, min=0.0, max=MAX_FAILURE_PROB, step=0.005,
-                description="fails", readout_format=".1%", continuous_update=False),
+                description="fails", readout_format=".3f", continuous_update=False),
                 f"failure-{name}")
             rows.append(widgets.HBox([widgets.HTML(f"<b>{html.escape(name)}</b>",
                                                    layout=widgets.Layout(width="80px")),
                                       self.latency[name], self.failure[name]]))
+        if not (5 <= m.rate_per_s <= 60 and m.rate_per_s % 5 == 0):
+            raise ValueError(f"rate_per_s must be a multiple of 5 from 5 to 60 (the slider's "
+                             f"steps), got {m.rate_per_s!r}")
         self.rate = _control(widgets.IntSlider(
             value=round(m.rate_per_s), min=5, max=60, step=5, description="requests/s",
             continuous_update=False), "rate")

@@ -1,0 +1,109 @@
+"""The notebooks' self-checks (eda_lab.exercises): "not yet" that says what is wrong, "correct"
+for the solution, never an exception; and the solution cells stored without their outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eda_lab import Broker, Clock, ConsumerWorker, command, event
+from eda_lab.exercises import nb00, nb01, nb02, nb03
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def said(capsys, check, *args) -> str:
+    check(*args)
+    return capsys.readouterr().out.strip()
+
+
+@pytest.mark.parametrize(("check", "args"), [
+    (nb00.check_exercise_1, (None,)), (nb00.check_exercise_2, (None,)),
+    (nb00.check_exercise_3, (None,)), (nb01.check_exercise_1, (None,)),
+    (nb01.check_exercise_3, (None,)), (nb02.check_exercise_1, ([],)),
+    (nb02.check_exercise_2, (None,)), (nb03.check_exercise_2, (None,)),
+    (nb03.check_exercise_3, (None,)), (nb02.check_exercise_3, (lambda o, s: o, None)),
+])
+def test_an_unanswered_exercise_says_not_yet_and_does_not_raise(capsys, check, args):
+    assert said(capsys, check, *args).startswith("not yet: ")
+
+
+def test_a_wrong_payload_key_is_named(capsys):
+    wrong = event("PaymentAuthorized", "order-1", {"total": 24.0})
+    assert "no 'amount' (it has 'total')" in said(capsys, nb00.check_exercise_1, wrong)
+    assert "not a message" in said(capsys, nb00.check_exercise_1, {"amount": 24.0})
+    right = command("AuthorizePayment", "order-1", {"amount": 24.0})
+    assert said(capsys, nb00.check_exercise_2, right).startswith("correct")
+    assert "reads like a fact" in said(capsys, nb00.check_exercise_2,
+                                      command("PaymentAuthorized", "order-1", {"amount": 24.0}))
+
+
+def test_a_handler_that_raises_shows_its_dead_letters_and_their_reasons(capsys):
+    clock = Clock()
+    broker = Broker(clock)
+    broker.create_topic("orders", partitions=3)
+    flagged: list = []
+    ConsumerWorker(broker, "fraud", "orders",
+                   lambda d: flagged.append(d.key) if d.payload["total"] > 50 else None)
+    for number, total in [(1, 24.0), (2, 90.0), (3, 35.5), (4, 120.0)]:
+        broker.publish("orders", event("OrderPlaced", f"order-{number}", {"total": total}))
+    clock.run(until_ms=2_000)
+    out = said(capsys, nb02.check_exercise_1, flagged, broker)
+    assert out.startswith("not yet") and "AttributeError" in out and "'Delivery'" in out
+
+
+def test_a_prediction_in_the_wrong_unit_is_refused_at_once(capsys):
+    assert "outside 1-2,000" in said(capsys, nb01.check_exercise_3, 1e6)
+    assert "must be a number" in said(capsys, nb01.check_exercise_3, "133")
+
+
+def test_exercise_1_of_03_accepts_only_the_point_it_names(capsys):
+    assert "also names" in said(capsys, nb03.check_exercise_1, {"broker.unavailable": [1, 2, 3]})
+    assert said(capsys, nb03.check_exercise_1, {"order.after_commit": [1, 2, 3]}).startswith(
+        "correct")
+
+
+def test_a_key_per_event_breaks_the_order_of_some_orders():
+    seen = nb02.tracking_run(lambda order, step: f"{order}:{step}")
+    assert nb02.out_of_order(seen)
+    assert not nb02.out_of_order(nb02.tracking_run(lambda order, step: order))
+
+
+def solution_cells(path: Path) -> list[dict]:
+    return [c for c in json.loads(path.read_text())["cells"]
+            if "solution" in c.get("metadata", {}).get("tags", [])]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_solutions_are_stored_hidden_and_without_their_outputs(path):
+    for cell in solution_cells(path):
+        assert "".join(cell["source"]).startswith("# Solution")
+        assert cell["outputs"] == [], "run tools/strip_solutions.py (make notebooks does)"
+        assert cell["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
+
+
+def test_notebooks_00_to_03_keep_their_solutions_tagged():
+    for path in NOTEBOOKS[:4]:
+        assert len(solution_cells(path)) >= 3, path.stem
+
+
+def test_strip_solutions_clears_a_tagged_cell_and_nothing_else(tmp_path):
+    notebook = {"cells": [
+        {"cell_type": "code", "source": ["# Solution\n", "x = 1"], "metadata": {"tags": ["solution"]},
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": ["correct\n"]}],
+         "execution_count": 3},
+        {"cell_type": "code", "source": ["y = 2"], "metadata": {},
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": ["kept\n"]}],
+         "execution_count": 4}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(notebook))
+    subprocess.run([sys.executable, str(ROOT / "tools" / "strip_solutions.py"), str(path)],
+                   check=True, capture_output=True)
+    solution, other = json.loads(path.read_text())["cells"]
+    assert solution["outputs"] == [] and solution["execution_count"] is None
+    assert other["outputs"] and other["execution_count"] == 4
