@@ -17,7 +17,8 @@ the commit would be the dual write of notebook 03: a crash in between would leav
 done and nobody told.
 
 Compensations must also be safe when they arrive before (or instead of) the action they undo:
-after a reply timeout the orchestrator compensates a step whose outcome it does not know.
+messages overtake each other (a delayed or redelivered command comes after its own undo), and a
+choreography compensates a step whose outcome it never heard.
 Undoing something that never happened writes a small "cancelled" record, so a late action for
 the same saga is refused instead of applied after its own undo.
 

@@ -92,8 +92,10 @@ class Shop(WritePath):
     {'compensated': 3, 'completed': 17}
 
     ``faults`` is a dict such as ``{"relay.after_publish": 0.05}`` or a :class:`FaultPlan`;
-    ``relay`` is ``"polling"`` or ``"log-tailing"`` (the order service's relay, and the relays
-    that send the saga's commands and replies from each service's outbox); ``recovery`` is the
+    ``relay`` is ``"polling"`` or ``"log-tailing"`` (the order service's relay); ``saga_relay``
+    the same choice for the relays that send the saga's commands and replies from each
+    service's outbox (default log tailing, as Eventuate Tram's CDC service tails a saga's
+    outbox); ``recovery`` is the
     orchestrator's (``"deadlines"`` or ``"resend-all"``, see
     :mod:`eda_lab.saga.orchestrator`); ``consumers`` names the downstream consumer groups (a
     subset of :data:`CONSUMERS`). Timings default to
@@ -108,9 +110,11 @@ class Shop(WritePath):
                  poll_interval_ms: float = SHOP_TIMINGS.poll_interval_ms,
                  consumer_poll_ms: float = SHOP_TIMINGS.consumer_poll_ms, trace: bool = True,
                  stock: Mapping[str, int] | None = None,
-                 accounts: Mapping[str, float] | None = None, recovery: str = "deadlines"):
+                 accounts: Mapping[str, float] | None = None, recovery: str = "deadlines",
+                 saga_relay: str = "log-tailing"):
         check.seed("seed", seed)
         check.one_of("relay", relay, RELAYS)
+        check.one_of("saga_relay", saga_relay, RELAYS)
         check.flag("outbox", outbox)
         check.one_of("dual_write", dual_write, DUAL_WRITES)
         check.flag("inbox", inbox)
@@ -127,7 +131,8 @@ class Shop(WritePath):
                          restart_after_ms=SHOP_TIMINGS.restart_after_ms, delay_ms=DELAY_MS,
                          trace=trace)
         self.settings = {"relay": relay, "outbox": outbox, "dual_write": dual_write,
-                         "inbox": inbox, "consumers": tuple(consumers), "recovery": recovery}
+                         "inbox": inbox, "consumers": tuple(consumers), "recovery": recovery,
+                         "saga_relay": saga_relay}
         self.outbox = outbox
         self.dual_write = dual_write
         # The order service's own database holds the orders the saga works on.
@@ -144,7 +149,7 @@ class Shop(WritePath):
                                 max_attempts=SAGA_MAX_ATTEMPTS,
                                 reply_timeout_ms=REPLY_TIMEOUT_MS,
                                 restart_after_ms=SHOP_TIMINGS.restart_after_ms,
-                                recovery=recovery, relay=relay,
+                                recovery=recovery, relay=saga_relay,
                                 relay_poll_ms=poll_interval_ms)
         self.starter = ConsumerWorker(self.broker, STARTER_GROUP, TOPIC, self._start_saga,
                                       name="saga-starter", poll_interval_ms=consumer_poll_ms,
