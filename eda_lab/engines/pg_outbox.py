@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
     payload jsonb NOT NULL,
     version integer NOT NULL DEFAULT 1,
     created_at double precision NOT NULL,
-    published_at double precision
+    published_at double precision,
+    headers jsonb
 );
 CREATE INDEX IF NOT EXISTS {OUTBOX_TABLE}_unpublished ON {OUTBOX_TABLE} (seq)
     WHERE published_at IS NULL;
