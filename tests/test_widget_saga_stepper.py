@@ -9,7 +9,7 @@ from saga_helpers import DEFINITION, STEPS
 
 from eda_lab.saga import step_states
 from eda_lab.saga.orchestrator import RETRY_BUDGET_MS
-from eda_lab.widgets.saga_model import CRASH_CHOICES, SagaStepperModel, describe
+from eda_lab.saga.stepper import CRASH_CHOICES, SagaStepperModel, describe
 from eda_lab.widgets.saga_stepper import (
     STORIES,
     SagaOrchestratorStepper,

@@ -27,9 +27,7 @@ import ipywidgets as widgets
 from ..charts import STATE_COLORS
 from ..saga.charts import saga_timeline
 from ..saga.participants import SUCCEED
-from ..trace import TraceRecord
-from .common import html_table, html_view, styled_button
-from .saga_model import (
+from ..saga.stepper import (
     COMPENSATION_OUTCOMES,
     CRASH_CHOICES,
     MESSAGE_FAULTS,
@@ -38,6 +36,8 @@ from .saga_model import (
     STEP_OUTCOMES,
     SagaStepperModel,
 )
+from ..trace import TraceRecord
+from .common import html_table, html_view, styled_button
 from .timeline import Action, Story, StoryFrame, StoryPlayer, Timeline, TimelineControls
 
 ROOT_CLASS = "eda-saga-stepper"
@@ -415,7 +415,7 @@ class SagaOrchestratorStepper:
 
     ``outcomes`` preset the step toggles (``{"authorize_payment": "fail once"}``),
     ``compensations`` the compensation toggles; other keyword arguments go to
-    :class:`~eda_lab.widgets.saga_model.SagaStepperModel`.
+    :class:`~eda_lab.saga.stepper.SagaStepperModel`.
     """
 
     def __init__(self, model: SagaStepperModel | None = None, **model_options):
