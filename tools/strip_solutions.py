@@ -2,7 +2,7 @@
 
 ``make notebooks`` executes every notebook (so each solution is checked to run), then runs this:
 a cell tagged ``solution`` keeps its source, hidden (``"jupyter": {"source_hidden": true,
-"outputs_hidden": true}``), and loses its outputs, which would give the answer away on GitHub,
+"outputs_hidden": true}``) and its execution count (it did run), and loses its outputs, which would give the answer away on GitHub,
 nbviewer or VS Code, where ``source_hidden`` is ignored.
 
     python tools/strip_solutions.py notebooks/*.ipynb
@@ -25,10 +25,13 @@ def strip(path: Path) -> int:
         if not "".join(cell["source"]).startswith("# Solution"):
             raise SystemExit(f"{path}: a cell tagged 'solution' must start with '# Solution'")
         hidden = {"source_hidden": True, "outputs_hidden": True}
-        if cell["outputs"] or cell.get("execution_count") is not None or \
-                cell["metadata"].get("jupyter") != hidden:
-            cell["outputs"], cell["execution_count"] = [], None
+        tags = cell["metadata"]["tags"]
+        if cell["outputs"] or cell["metadata"].get("jupyter") != hidden or \
+                "nbval-ignore-output" not in tags:
+            cell["outputs"] = []   # (its execution count stays: the record that it ran)
             cell["metadata"]["jupyter"] = hidden
+            if "nbval-ignore-output" not in tags:   # nothing stored for nbval to compare
+                tags.append("nbval-ignore-output")
             changed += 1
     if changed:
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
