@@ -112,4 +112,3 @@ def check_exercise_3(point) -> None:
         return verdict(False, f"that crash loop is a participant's, not the orchestrator's: "
                               f"{stopped}")
     return verdict(True, f"the run stopped after {restarts} restarts: {stopped}")
-
