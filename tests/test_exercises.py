@@ -3,6 +3,7 @@ for the solution, never an exception; and the solution cells stored without thei
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -142,3 +143,24 @@ def test_strip_solutions_clears_a_tagged_cell_and_nothing_else(tmp_path):
     solution, other = json.loads(path.read_text())["cells"]
     assert solution["outputs"] == [] and solution["execution_count"] == 3   # it ran
     assert other["outputs"] and other["execution_count"] == 4
+
+
+def _assigned(code: str) -> set[str]:
+    names = set()
+    for node in ast.parse(code).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
+        names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] <= "05"],
+                         ids=lambda p: p.stem)
+def test_running_a_solution_leaves_the_learners_variables_alone(path):
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    learner = set().union(*(_assigned("".join(c["source"])) for c in cells
+                            if "solution" not in c["metadata"].get("tags", [])))
+    for cell in solution_cells(path):
+        assert not _assigned("".join(cell["source"])) & learner, "".join(cell["source"])[:80]
