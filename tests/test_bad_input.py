@@ -12,8 +12,18 @@ from eda_lab import Broker, Clock, ConsumerWorker, FaultPlan, Outage, SagaRunner
 from eda_lab.broker import UnknownTopic
 from eda_lab.inbox import Inbox
 from eda_lab.messages import event
-from eda_lab.outbox import OrderPipeline, OrderService, PollingRelay, WritePath, outbox_rows
+from eda_lab.outbox import (
+    OrderPipeline,
+    OrderService,
+    PollingRelay,
+    WritePath,
+    lag_sweep,
+    outbox_rows,
+    run_schedule,
+    skip_rates,
+)
 from eda_lab.partitioning import partition_for
+from eda_lab.shop.lag import arrival_times, measure_agreement
 from eda_lab.sync import load_services
 
 NAN, INF = math.nan, math.inf
@@ -145,3 +155,27 @@ def test_a_message_published_to_a_refused_topic_is_not_stored():
         broker.publish("orders", {"type": "OrderPlaced"})
     broker.publish("orders", event("OrderPlaced", "order-1"))
     assert len(broker.messages("orders")) == 1
+
+
+# -- the review's L7 list (notebooks 04-06): each refused, naming the argument ----------------
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: skip_rates([2], trials=0), ValueError, "trials must be an integer >= 1"),
+    (lambda: arrival_times(5, 0), ValueError, "order_interval_ms must be a number of ms > 0, got 0"),
+    (lambda: measure_agreement(10).stale_share([-50]),
+     ValueError, "each of after_ms must be a number of ms >= 0, got -50"),
+    (lambda: lag_sweep([50], [5], n_orders=-5), ValueError, "n_orders must be an integer >= 1"),
+    (lambda: FaultPlan(["order.after_commit"]),
+     TypeError, "a fault plan is a dict of fault points"),
+], ids=["skip_rates trials=0", "arrival_times rate 0", "stale_share -50", "lag_sweep n=-5",
+        "fault plan list"])
+def test_the_reviews_error_gaps_are_closed(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("schedule", [["begin A", "begin A"], ["commit B"]])
+def test_a_bad_schedule_names_its_writer_not_a_placeholder(schedule):
+    with pytest.raises(ValueError) as refused:
+        run_schedule(schedule)
+    assert "{writer}" not in str(refused.value) and repr(schedule[-1].split()[1]) in str(
+        refused.value)

@@ -162,3 +162,30 @@ def test_publishing_inside_the_transaction_leaves_a_ghost_when_the_commit_fails(
     outcome = try_publish_inside_transaction(2, {"order.before_commit": 1})
     assert outcome == {"in the database": ["order-2"], "on the broker": ["order-1", "order-2"],
                        "failed": ["order-1"]}
+
+
+def test_an_outbox_walk_held_up_by_its_relay_says_the_events_wait_in_the_outbox():
+    stuck = OrderPipeline("outbox-polling", {"relay.after_publish": True}, batch_size=1).walk()
+    assert "waiting in the outbox" in stuck.stopped and "crash loop" in stuck.stopped
+    refused = OrderPipeline("outbox-polling", {"broker.unavailable": 1.0}).walk()
+    assert "refused every publish" in refused.stopped and refused.stopped.endswith(".")
+
+
+@pytest.mark.parametrize(("faults", "said"), [
+    ({}, "Settled: 10 events committed, 0 lost"),
+    ({"relay.after_publish": [1, 4]}, "Settled (relay.after_publish fired 2 times)"),
+    ({"relay.after_publish": True}, "a crash loop: each restart publishes the same rows again"),
+    ({"relay.after_read": True}, "crashed after every read"),
+    ({"consumer.before_commit": 1.0}, "the consumer crashed before committing"),
+    ({"broker.unavailable": True}, "the broker refused every publish"),
+    ({"broker.drop": 1.0}, "the network dropped every delivery"),
+    ({"order.before_commit": True}, "Nothing was committed (order.before_commit fired 10 times)"),
+], ids=["none", "twice", "relay loop", "read loop", "consumer loop", "refused", "dropped",
+        "nothing committed"])
+def test_the_outcome_of_a_run_is_one_sentence_naming_what_held_it_up(faults, said):
+    pipeline = OrderPipeline("outbox-polling", faults, batch_size=3, trace=False)
+    pipeline.run(10)
+    sentence = pipeline.outcome()
+    assert said in sentence and sentence.endswith(".")
+    assert sentence.startswith("Not settled") == (not pipeline.idle() and bool(faults)
+                                                  and "order.before_commit" not in faults)

@@ -3,6 +3,7 @@ for the solution, never an exception; and the solution cells stored without thei
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from eda_lab import Broker, Clock, ConsumerWorker, command, event
-from eda_lab.exercises import nb00, nb01, nb02, nb03
+from eda_lab import Broker, Clock, ConsumerWorker, Outage, command, event
+from eda_lab.exercises import nb00, nb01, nb02, nb03, nb04, nb05
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -28,6 +29,9 @@ def said(capsys, check, *args) -> str:
     (nb01.check_exercise_3, (None,)), (nb02.check_exercise_1, ([],)),
     (nb02.check_exercise_2, (None,)), (nb03.check_exercise_2, (None,)),
     (nb03.check_exercise_3, (None,)), (nb02.check_exercise_3, (lambda o, s: o, None)),
+    (nb04.check_exercise_1, (None,)), (nb04.check_exercise_2, (["begin A", "commit A", "poll"],)),
+    (nb04.check_exercise_3, (None,)), (nb05.check_exercise_1, (None,)),
+    (nb05.check_exercise_2, (None,)), (nb05.check_exercise_3, (None,)),
 ])
 def test_an_unanswered_exercise_says_not_yet_and_does_not_raise(capsys, check, args):
     assert said(capsys, check, *args).startswith("not yet: ")
@@ -66,6 +70,38 @@ def test_exercise_1_of_03_accepts_only_the_point_it_names(capsys):
     assert "also names" in said(capsys, nb03.check_exercise_1, {"broker.unavailable": [1, 2, 3]})
     assert said(capsys, nb03.check_exercise_1, {"order.after_commit": [1, 2, 3]}).startswith(
         "correct")
+
+
+def test_04_checks_say_which_number_is_wrong_without_giving_it(capsys):
+    assert "more than 3" in said(capsys, nb04.check_exercise_1, 3)
+    assert said(capsys, nb04.check_exercise_1, 4).startswith("correct: 4 duplicate effects")
+    two = ["begin A", "begin B", "commit B", "poll", "commit A", "poll"]
+    assert "2 writer(s) (A, B); the task asks for 3" in said(capsys, nb04.check_exercise_2, two)
+    one_skip = ["begin A", "begin B", "begin C", "commit C", "commit B", "poll", "commit A"]
+    assert "skips 1 row(s) [1]" in said(capsys, nb04.check_exercise_2, one_skip)
+    assert "comit" in said(capsys, nb04.check_exercise_2, ["comit A"])
+    assert "processed twice" in said(capsys, nb04.check_exercise_3, 119)
+    assert "a smaller window does too" in said(capsys, nb04.check_exercise_3, 121)
+    assert "a week" in said(capsys, nb04.check_exercise_3, 10 ** 9)
+    assert said(capsys, nb04.check_exercise_3, 120).startswith("correct")
+
+
+def test_05_checks_name_the_wrong_step_target_or_point(capsys):
+    assert "reserve_inventory was refused" in said(capsys, nb05.check_exercise_1,
+                                                    ["reserve_inventory", "create_order"])
+    assert "never ran" in said(capsys, nb05.check_exercise_1, ["authorize_payment"])
+    assert "not steps of the saga" in said(capsys, nb05.check_exercise_1, ["create-order"])
+    assert said(capsys, nb05.check_exercise_1, ["create_order"]).startswith("correct")
+    assert "not before the pivot" in said(capsys, nb05.check_exercise_2,
+                                           Outage("payment", 0, 150_000))
+    short = said(capsys, nb05.check_exercise_2, Outage("inventory", 0, 60_000))
+    assert short.startswith("not yet") and "ended completed" in short
+    assert said(capsys, nb05.check_exercise_2, Outage("order", 0, 150_000)).startswith("correct")
+    assert "never reached" in said(capsys, nb05.check_exercise_3, "saga.after_send")
+    assert "each restart got further" in said(capsys, nb05.check_exercise_3, "saga.after_record")
+    assert "a participant's" in said(capsys, nb05.check_exercise_3,
+                                     "saga.participant_before_commit")
+    assert said(capsys, nb05.check_exercise_3, "saga.before_record").startswith("correct")
 
 
 def test_a_key_per_event_breaks_the_order_of_some_orders():
@@ -107,3 +143,24 @@ def test_strip_solutions_clears_a_tagged_cell_and_nothing_else(tmp_path):
     solution, other = json.loads(path.read_text())["cells"]
     assert solution["outputs"] == [] and solution["execution_count"] == 3   # it ran
     assert other["outputs"] and other["execution_count"] == 4
+
+
+def _assigned(code: str) -> set[str]:
+    names = set()
+    for node in ast.parse(code).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
+        names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] <= "05"],
+                         ids=lambda p: p.stem)
+def test_running_a_solution_leaves_the_learners_variables_alone(path):
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    learner = set().union(*(_assigned("".join(c["source"])) for c in cells
+                            if "solution" not in c["metadata"].get("tags", [])))
+    for cell in solution_cells(path):
+        assert not _assigned("".join(cell["source"])) & learner, "".join(cell["source"])[:80]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+import eda_lab.outbox.polling_gap as polling_gap
 from eda_lab.outbox import random_schedule, run_schedule, serialise, skip_rates
-from eda_lab.outbox.polling_gap import COMMIT_LOG, FLAG, HIGH_WATER_MARK
+from eda_lab.outbox.polling_gap import COMMIT_LOG, FLAG, HIGH_WATER_MARK, rule_skips
 
 GAP = ["begin A", "begin B", "commit B", "poll", "commit A", "poll"]
 
@@ -52,6 +53,38 @@ def test_more_concurrent_writers_skip_more():
     rates = skip_rates([1, 8], trials=10)
     assert rates[0][HIGH_WATER_MARK] == 0 < rates[1][HIGH_WATER_MARK]
     assert rates[1][FLAG] == rates[1][COMMIT_LOG] == 0
+    assert [r["schedules"] for r in rates] == [10, 10]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 100])
+@pytest.mark.parametrize("writers", [2, 5, 9])
+def test_the_reading_rules_replayed_skip_what_the_real_relays_skip(writers, batch_size):
+    for seed in range(15):
+        schedule = random_schedule(writers, seed=seed)
+        assert (rule_skips(schedule, batch_size)
+                == run_schedule(schedule, batch_size=batch_size).skipped), schedule
+
+
+def test_many_schedules_are_affordable_and_two_writers_already_skip():
+    rates = skip_rates([2], trials=2_000, checked=5)   # the notebook's chart: 3.2%
+    assert 0.02 < rates[0][HIGH_WATER_MARK] < 0.05 and rates[0]["rows"] == 4_000
+
+
+def test_skip_rates_refuses_to_chart_a_replay_that_disagrees_with_the_relays(monkeypatch):
+    monkeypatch.setattr(polling_gap, "_replay", lambda schedule, batch: dict.fromkeys(
+        polling_gap.RELAY_KINDS, []))
+    with pytest.raises(AssertionError, match="disagrees with the relays"):
+        skip_rates([8], trials=5)
+    assert skip_rates([8], trials=5, checked=0)[0][HIGH_WATER_MARK] == 0   # unchecked: trusted
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"trials": 0}, "trials must be an integer >= 1"), ({"checked": -1}, "checked must be"),
+    ({"trials": 10 ** 6}, "100000"),
+])
+def test_skip_rates_bounds_name_the_argument(settings, match):
+    with pytest.raises(ValueError, match=match):
+        skip_rates([2], **settings)
 
 
 @pytest.mark.parametrize("schedule, match", [

@@ -7,7 +7,7 @@ from saga_helpers import STEPS, run_one
 
 from eda_lab import FaultPlan
 from eda_lab.saga import step_states
-from eda_lab.saga.charts import message_arrows, saga_boxes, saga_timeline, sequence_rows
+from eda_lab.saga.charts import GAP_MS, message_arrows, saga_boxes, saga_timeline, sequence_rows
 
 
 def test_arrows_follow_each_message_from_sender_to_receiver():
@@ -43,4 +43,27 @@ def test_the_charts_return_axes_with_one_box_per_step_and_one_row_per_message():
     ax = saga_boxes({"a": states, "b": dict.fromkeys(STEPS, "pending")})
     assert len(ax.patches) == 2 * len(STEPS)
     assert [t.get_text() for t in ax.texts[:len(STEPS)]] == ["done"] * len(STEPS)
+    plt.close(ax.figure)
+
+
+def test_the_timeline_says_it_is_not_to_scale_and_how_long_each_long_gap_is():
+    runner, _ = run_one({"AuthorizePayment": "time out"})
+    rows = sequence_rows(runner.trace.frame())
+    gaps = [b["time"] - a["time"] for a, b in zip(rows, rows[1:], strict=False)
+            if b["time"] - a["time"] >= GAP_MS]
+    ax = saga_timeline(runner.trace.frame())
+    labels = [t.get_text() for t in ax.texts if t.get_text().endswith(" ms pass")]
+    assert labels == [f"{gap:,.0f} ms pass" for gap in gaps] and gaps   # the 1 s timeout is one
+    assert "not to scale" in ax.get_ylabel()
+    plt.close(ax.figure)
+
+
+def test_the_legend_draws_each_mark_as_the_chart_does():
+    runner, _ = run_one({}, FaultPlan({"saga.after_record": 2}))
+    ax = saga_timeline(runner.trace.frame())
+    legend = {h.get_label(): h for h in ax.get_legend().legend_handles}
+    drawn = [line for line in ax.lines if line.get_marker() == "o" and line.get_xydata().size]
+    assert legend["restart"].get_markerfacecolor() == "white"
+    assert all(line.get_markerfacecolor() == "white" for line in drawn)
+    assert legend["crash"].get_markerfacecolor() != "white"
     plt.close(ax.figure)

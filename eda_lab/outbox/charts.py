@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..charts import axes, color_for, style
 
@@ -73,10 +73,15 @@ def variant_bars(rows, ax=None, title: str = "Lost and phantom events by variant
     return ax
 
 
+LAG_COLORS = {"outbox-polling": ["#4C72B0", "#C44E52", "#8172B3", "#DD8452"],
+              "outbox-log-tailing": ["#55A868", "#937860", "#DA8BC3"]}
+
+
 def lag_chart(rows, ax=None, title: str = "Relay lag: commit to publish"):
-    """Mean (solid) and worst (dotted) lag against the poll interval (log scale), one line per
-    relay and batch size. A hollow marker is a lower bound: some events were still unpublished
-    when the run stopped, and they count with the time they had waited.
+    """Mean (solid) and worst (dotted) lag against the poll interval, both axes on log scales
+    (a tick at each interval measured), one colour per relay and batch size. A hollow marker
+    is a lower bound: some events were still unpublished when the run stopped, and they count
+    with the time they had waited.
 
     ``rows``: :func:`~eda_lab.outbox.pipeline.lag_sweep` output (of one or more relays).
     """
@@ -87,20 +92,31 @@ def lag_chart(rows, ax=None, title: str = "Relay lag: commit to publish"):
         frame["censored"] = False
     ax = axes(ax)
     with style():
-        for i, ((variant, batch), part) in enumerate(frame.groupby(["variant", "batch_size"])):
-            color = color_for(f"{variant}{batch}", i)
-            label = f"{variant.removeprefix('outbox-')}, batch {batch}"
-            ax.plot(part["poll_interval_ms"], part["mean_lag_ms"] / 1000, "-", color=color,
-                    label=f"{label}: mean")
-            ax.plot(part["poll_interval_ms"], part["max_lag_ms"] / 1000, ":", color=color,
-                    label=f"{label}: worst")
-            for censored, marker_face in ((False, color), (True, "white")):
-                shown = part[part["censored"] == censored]
-                ax.plot(shown["poll_interval_ms"], shown["mean_lag_ms"] / 1000, "o",
-                        color=color, markerfacecolor=marker_face, markersize=5)
+        for variant, of_variant in frame.groupby("variant", sort=False):
+            palette = LAG_COLORS.get(variant, [color_for(variant)])
+            batches = sorted(of_variant["batch_size"].unique(), reverse=True)
+            for rank, batch in enumerate(batches):
+                part = of_variant[of_variant["batch_size"] == batch].sort_values("poll_interval_ms")
+                color = palette[rank % len(palette)]
+                label = f"{variant.removeprefix('outbox-')}, batch {batch}"
+                same = bool((part["mean_lag_ms"] == part["max_lag_ms"]).all())
+                ax.plot(part["poll_interval_ms"], part["mean_lag_ms"] / 1000, "-", color=color,
+                        label=f"{label}: mean" + (" = worst" if same else ""))
+                if not same:   # (a dotted line under the solid one would look missing)
+                    ax.plot(part["poll_interval_ms"], part["max_lag_ms"] / 1000, ":",
+                            color=color, label=f"{label}: worst")
+                for censored, marker_face in ((False, color), (True, "white")):
+                    shown = part[part["censored"] == censored]
+                    ax.plot(shown["poll_interval_ms"], shown["mean_lag_ms"] / 1000, "o",
+                            color=color, markerfacecolor=marker_face, markersize=5)
         ax.set_xscale("log")
+        ax.set_yscale("log")
+        intervals = sorted(frame["poll_interval_ms"].unique())
+        ax.set_xticks(intervals, [f"{v:,g}" for v in intervals])
+        ax.minorticks_off()
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.set_xlabel("poll interval (ms, log scale)")
-        ax.set_ylabel("lag (s)")
+        ax.set_ylabel("lag (s, log scale)")
         ax.set_title(title + ("  (hollow: at least, some still unpublished)"
                               if frame["censored"].any() else ""))
         ax.legend(loc="upper left", fontsize=8)
@@ -108,18 +124,35 @@ def lag_chart(rows, ax=None, title: str = "Relay lag: commit to publish"):
 
 
 def skip_chart(rows, ax=None, title: str = "The polling gap: rows never published"):
-    """Share of rows each relay skipped against the number of overlapping writers.
+    """Share of rows each relay skipped against the number of overlapping writers (log scale,
+    a tick at each count measured).
 
+    Relays that skip nothing lie on top of each other at 0: each is drawn with its own marker
+    (a large hollow one under a small filled one) and named in a note, so none looks missing.
     ``rows``: :func:`~eda_lab.outbox.polling_gap.skip_rates` output.
     """
     frame = _frame(rows)
     ax = axes(ax)
     with style():
-        for i, column in enumerate(c for c in frame.columns if c not in ("writers", "rows")):
-            ax.plot(frame["writers"], frame[column] * 100, ["-o", "--s", ":^"][i % 3],
-                    markersize=5, color=["#C44E52", "#4C72B0", "#55A868"][i % 3], label=column)
-        ax.set_xlabel("writers whose transactions overlap")
-        ax.set_ylabel("rows skipped (%)")
+        relays = [c for c in frame.columns if c not in ("writers", "schedules", "rows")]
+        looks = [("-o", 5, None), ("--s", 9, "white"), (":^", 4, None)]
+        for i, column in enumerate(relays):
+            line, size, face = looks[i % 3]
+            ax.plot(frame["writers"], frame[column] * 100, line, markersize=size,
+                    markerfacecolor=face, markeredgewidth=1.2, clip_on=False, zorder=3 + i,
+                    color=["#C44E52", "#4C72B0", "#55A868"][i % 3], label=column)
+        flat = [c for c in relays if not frame[c].any()]
+        if flat:
+            ax.text(0.99, 0.04, "at 0 for every writer count: " + ", ".join(flat), ha="right",
+                    transform=ax.transAxes, fontsize=7, color="#555555")
+        ax.set_xscale("log", base=2)
+        writers = sorted(frame["writers"].unique())
+        ax.set_xticks(writers, [str(int(w)) for w in writers])
+        ax.minorticks_off()
+        ax.set_xlabel("writers whose transactions overlap (log scale)")
+        ax.set_ylabel("rows never published (%)")
+        if "schedules" in frame:
+            title += f" ({int(frame['schedules'].iloc[0]):,} random schedules each)"
         ax.set_title(title)
         ax.set_ylim(bottom=0)
         ax.legend(loc="upper left")

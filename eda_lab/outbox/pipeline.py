@@ -221,8 +221,11 @@ class OrderPipeline(WritePath):
         for point, _ in fired:
             counts[point] = counts.get(point, 0) + 1
         waiting = self.consumer.lag()
-        head = (f"Stopped after {max_steps} steps, not idle: {waiting} event(s) never got "
-                "through to the consumer")
+        unmarked = self.relay.backlog() if self.relay is not None else 0
+        head = f"Stopped after {max_steps} steps, not idle: " + " and ".join(
+            ([f"{unmarked} event(s) still waiting in the outbox"] if unmarked else [])
+            + ([f"{waiting} event(s) never got through to the consumer"]
+               if waiting or not unmarked else []))
         if counts.get("consumer.before_commit"):
             return (f"{head}, because it crashed before committing "
                     f"{counts['consumer.before_commit']} times (a crash loop: every restart "
@@ -231,9 +234,34 @@ class OrderPipeline(WritePath):
             return (f"{head}, because the network dropped all {counts['broker.drop']} "
                     "deliveries (at-least-once needs the network to deliver eventually).")
         worst = max(counts, key=counts.get) if counts else None
+        if worst in _LOOPS:
+            return f"{head}, because {_LOOPS[worst]}: {_fired_clause(counts)}."
         return f"{head}" + (f" ({worst} fired {counts[worst]} times)." if worst else ".")
 
     # -- judging -------------------------------------------------------------------------------
+    def outcome(self, group: str = "shipping") -> str:
+        """One sentence saying how the run ended, for the last line of an experiment cell.
+
+        Either everything settled (with the checker's counts), or some events never got through
+        and the fault that held them back is named: a crash loop (the same point firing on every
+        restart), a broker that refuses every publish, a network that drops every delivery.
+        """
+        report = self.report(group)
+        fired: dict[str, int] = {}
+        for point, _ in self.faults.fired:
+            fired[point] = fired.get(point, 0) + 1
+        if not report.committed and not report.received:
+            why = f" ({_fired_clause(fired)})" if fired else ""
+            return f"Nothing was committed{why}: no order, so no event to lose."
+        counts = (f"{report.lost} lost, {report.phantom} phantom, {report.duplicate_deliveries} "
+                  f"duplicate deliveries, {report.duplicate_effects} duplicate effects")
+        if self.idle():
+            crashes = f" ({_fired_clause(fired)})" if fired else ""
+            return f"Settled{crashes}: {report.committed} events committed, {counts}."
+        waiting = report.in_flight or self.consumers[group].lag()
+        return (f"Not settled: {waiting} of {report.committed} events are still on their way, "
+                f"{_stuck_reason(fired)}; so far {counts}.")
+
     def in_flight(self, group: str = "shipping") -> set[EventKey]:
         """Committed events still on their way to the consumer (see :meth:`WritePath.in_flight`)."""
         return super().in_flight(group)
@@ -265,6 +293,34 @@ class OrderPipeline(WritePath):
 
     def __repr__(self) -> str:
         return f"OrderPipeline({self.variant!r}, {self.report()})"
+
+
+_LOOPS = {   # a point that fires on every visit, as the reason nothing gets past it
+    "relay.after_read": "the relay crashed after every read, before publishing anything "
+                        "(a crash loop)",
+    "relay.after_publish": "the relay crashed after publishing, before marking, on every "
+                           "restart (a crash loop: each restart publishes the same rows again)",
+    "relay.after_mark": "the relay crashed after every mark (a crash loop)",
+    "consumer.before_commit": "the consumer crashed before committing on every restart (a "
+                              "crash loop: each restart gets the same messages again)",
+    "broker.unavailable": "the broker refused every publish (the events wait in the outbox "
+                          "until it takes them)",
+    "broker.drop": "the network dropped every delivery (at-least-once needs a network that "
+                   "delivers eventually)",
+}
+
+
+def _fired_clause(fired: Mapping[str, int]) -> str:
+    worst = max(fired, key=fired.get)
+    return f"{worst} fired {fired[worst]} time{'s' if fired[worst] != 1 else ''}"
+
+
+def _stuck_reason(fired: Mapping[str, int]) -> str:
+    """Why a pipeline did not settle: the fault that fired most, in words."""
+    if not fired:
+        return "with no fault firing (the run stopped before the relay and consumer caught up)"
+    worst = max(fired, key=fired.get)
+    return f"because {_LOOPS.get(worst, 'a fault kept firing')}: {_fired_clause(fired)}"
 
 
 def default_crash_points() -> list[str]:

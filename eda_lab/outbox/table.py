@@ -7,14 +7,20 @@ in one SQLite transaction, so both exist or neither does. A relay (:mod:`eda_lab
 publishes the outbox rows later, as often as it takes.
 
 The columns are the ones Debezium's outbox event router expects, so the table reads like the
-real thing:
+real thing (what the router does with each, then what the relays here do):
 
 =============  ==============================================================================
-``id``         the event id (the broker message id; consumers deduplicate on it)
-aggregatetype  the kind of thing that changed (``order``); routes the event to a topic
-aggregateid    which one (``order-17``); the message key, so one aggregate stays in order
-``type``       the event type, in the past tense (``OrderPlaced``)
-``payload``    the event body, JSON text
+``id``         the event id: Debezium sends it as a header named ``id``; here it is the
+               message id. Consumers deduplicate on it.
+aggregatetype  the kind of thing that changed (``order``): Debezium routes on it, to the topic
+               ``outbox.event.order``; a relay here does so only when its ``topic`` is a
+               function of it, otherwise every event goes to the relay's one topic (notebook
+               04: ``orders``), and the value travels as a header.
+aggregateid    which one (``order-17``): the message key in both, so one aggregate stays on
+               one partition, in order
+``type``       the event type, in the past tense (``OrderPlaced``): here the message type;
+               Debezium emits it only when configured to (``table.fields.additional.placement``)
+``payload``    the event body, JSON text: the message value in both
 =============  ==============================================================================
 
 plus what the relay needs: ``seq`` (insertion order; AUTOINCREMENT never reuses a number,

@@ -13,6 +13,7 @@ from matplotlib.patches import FancyBboxPatch
 from ..charts import COLORS, STATE_COLORS, axes, style
 
 LANE_ORDER = ("orchestrator", "order", "inventory", "payment", "shipping")
+GAP_MS = 100.0   # a gap between two rows at least this long is labelled with its length
 _CRASH_COLOR = "#C44E52"
 
 
@@ -91,10 +92,11 @@ def sequence_rows(frame) -> list[dict]:
 def saga_timeline(frame, ax=None, title: str = "Messages of the saga", last: int = 40):
     """A sequence diagram: one column per service, one row per message, time going down.
 
-    Rows are in the order things happened (not to scale: a 1 s timeout takes one row); the
-    simulated time of each row is on the left. Crashes, restarts, timeouts and ignored
-    duplicates are marked in the column of the service they happened to. ``frame`` is
-    ``trace.frame()``; only the ``last`` rows are drawn.
+    Rows are in the order things happened, not to scale (a 1 s timeout takes one row, like a
+    10 ms hop); the simulated time of each row is on the left, and a dotted line between two
+    rows says how much time passed where it is at least ``GAP_MS``. Crashes, restarts, timeouts
+    and ignored duplicates are marked in the column of the service they happened to.
+    ``frame`` is ``trace.frame()``; only the ``last`` rows are drawn.
     """
     rows = sequence_rows(frame)[-last:]
     lanes = _lanes(frame)
@@ -105,6 +107,12 @@ def saga_timeline(frame, ax=None, title: str = "Messages of the saga", last: int
             ax.axvline(i, color=COLORS.get(lane, "#888888"), alpha=0.35, linewidth=2, zorder=0)
         for n, row in enumerate(rows):
             yy = -n
+            gap = row["time"] - rows[n - 1]["time"] if n else 0.0
+            if gap >= GAP_MS:   # the rows are not to scale: say how long this gap is
+                ax.axhline(yy + 0.5, color="#999999", linestyle=":", linewidth=0.8, zorder=0)
+                ax.text(-0.45, yy + 0.5, f"{gap:,.0f} ms pass", fontsize=6, color="#777777",
+                        ha="right", va="center", style="italic",
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3})
             if row["sender"] not in x:
                 continue
             if row["mark"] is not None:
@@ -133,6 +141,8 @@ def saga_timeline(frame, ax=None, title: str = "Messages of the saga", last: int
         ax.set_xlim(-0.9, len(lanes) - 0.4)
         ax.set_ylim(-max(len(rows), 1) + 0.4, 0.8)
         ax.set_yticks([])
+        ax.set_ylabel("time, in order (not to scale)", fontsize=8, color="#666666",
+                      labelpad=34)
         ax.grid(False)
         for side in ("left", "bottom", "top", "right"):
             ax.spines[side].set_visible(False)
@@ -144,8 +154,9 @@ def saga_timeline(frame, ax=None, title: str = "Messages of the saga", last: int
             ("reply: done", _ARROW_COLORS["reply_succeeded"]),
             ("reply: refused", _ARROW_COLORS["reply_failed"]),
             ("lost", _ARROW_COLORS["lost"]))]
-        handles += [ax.plot([], [], marker=m, color=c, linestyle="none", label=n)[0]
-                    for n, (m, c) in _MARKS.items()]
+        handles += [ax.plot([], [], marker=m, color=c, linestyle="none", label=n,
+                            markerfacecolor="white" if n == "restart" else c)[0]
+                    for n, (m, c) in _MARKS.items()]   # drawn as on the chart: restart hollow
         ax.legend(handles=handles, loc="upper left", ncol=9, bbox_to_anchor=(-0.02, 0.0),
                   handlelength=1.2, columnspacing=0.8)
     return ax
