@@ -156,7 +156,7 @@ def _assigned(code: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] <= "05"],
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] not in ("06", "07")],
                          ids=lambda p: p.stem)
 def test_running_a_solution_leaves_the_learners_variables_alone(path):
     cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
