@@ -125,6 +125,31 @@ def test_bad_run_arguments_are_refused():
         run_chaos(3, relay="kafka")
 
 
+def test_a_storm_too_big_to_wait_for_is_refused_naming_the_limit():
+    with pytest.raises(ValueError, match="n_orders must be an integer >= 0 and <= 10000"):
+        run_chaos(10_001)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_firing_on_every_visit_ends_and_the_shop_recovers_after_the_storm(family):
+    # consumers that crash on every visit used to rejoin at once and loop for ever with the
+    # clock standing still; the saga's relays used to keep the storm's plan after it passed
+    report = run_chaos(30, {family: 1.0}, seed=1)
+    assert report.settled and report.crash_loop is None
+    assert report.ok, [line for line in report.invariants() if not line.holds]
+
+
+def test_the_storm_passes_for_the_sagas_relays_too():
+    from eda_lab.shop.shop import Shop
+
+    shop = Shop(seed=1, faults=chaos_plan({"relay": 0.5}, seed=1), trace=False)
+    shop.place_orders(10)
+    storm = shop.calm()
+    assert all(relay.faults is shop.faults is not storm for relay in shop.sagas.relays)
+    fired = len(storm.fired)
+    assert shop.settle() and len(storm.fired) == fired
+
+
 def test_counts_hold_no_wall_clock_time_and_name_every_invariant():
     report = run_chaos(100, {}, seed=2)
     counts = report.counts()

@@ -155,6 +155,26 @@ def test_bad_settings_are_refused_naming_the_argument(kwargs, message):
         measure_agreement(**{"n_orders": 5, **kwargs})
 
 
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: measure_agreement(outage_ms=1e9), "outage_ms must be .* <= 600000"),
+    (lambda: measure_agreement(10_001), "n_orders must be an integer >= 1 and <= 10000"),
+    (lambda: measure_agreement(300, order_interval_ms=600_000),
+     r"n_orders x order_interval_ms must be at most 600,000 ms"),
+    (lambda: agreement_sweep(range(1, 42), [0], n_orders=10), "at most 40 runs"),
+    (lambda: agreement_sweep([100, 1e9], [0], n_orders=10), "each of poll_intervals_ms"),
+    (lambda: agreement_sweep([100], 3_000, n_orders=10), "outages_ms must be a list"),
+])
+def test_sizes_that_would_run_for_minutes_are_refused_naming_the_limit(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+def test_a_consumer_that_crashes_on_every_visit_ends_the_run():
+    # it used to rejoin at once and crash again with the clock standing still (a hang)
+    result = measure_agreement(20, faults={"consumer.before_commit": True})
+    assert result.summary()["agreed"] < 20
+
+
 def test_a_stale_copy_breaks_promises_a_consistent_check_keeps():
     arrivals = [0, 10, 20, 30, 40, 50, 300, 310]
     assert broken_promises(3, arrivals, 0) == {"buyers": 8, "accepted": 3, "sold": 3,
