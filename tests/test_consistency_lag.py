@@ -200,8 +200,15 @@ def test_the_charts_draw_the_runs():
     result = measure_agreement(40, outage_ms=500, outage_start_ms=100)
     ax = agreement_histogram(result)
     assert "p95" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    assert all(float(t).is_integer() for t in ax.get_yticks())     # counts: whole ticks
     ax = agreement_timeline(result)
     assert any("analytics down" in t.get_text() for t in ax.get_legend().get_texts())
+    assert ax.get_title().endswith("analytics down from 0.1 s to 0.6 s")   # from the settings
+    late = measure_agreement(20, poll_interval_ms=600_000)     # nothing published in time
+    assert "20 of 20 orders not agreed on" in agreement_histogram(late).get_title()
+    ax = sweep_chart([{"poll_interval_ms": 100, "outage_ms": 0, "p95_ms": None},
+                      {"poll_interval_ms": 500, "outage_ms": 0, "p95_ms": 520.0}])
+    assert list(ax.lines[0].get_ydata()) == [520.0]     # a run with no lag is left out
     ax = sweep_chart([{"poll_interval_ms": 100, "outage_ms": 0, "p95_ms": 150.0},
                       {"poll_interval_ms": 500, "outage_ms": 0, "p95_ms": 520.0}])
     assert list(ax.lines[0].get_ydata()) == [150.0, 520.0]
