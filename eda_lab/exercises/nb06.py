@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from ..saga.choreography import run_saga, story
 from ..shop.lag import MAX_MS, measure_agreement
-from ._common import verdict
+from ._common import number_problem, verdict
 
 ORDERS = 300
 # Exercise 1 (predict, then run): the p95 agreement lag with these polls, within TOLERANCE.
@@ -18,14 +17,6 @@ ORDER = {"order_id": "order-1", "customer": "alice", "sku": "book", "quantity": 
 SLOW_MS, LOW_3, HIGH_3 = 1_000, 0.10, 0.15
 
 
-def _number(answer, what: str) -> str | None:
-    if answer is None:
-        return f"set the variable to {what}"
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
-        return f"the answer must be a number ({what}), got {answer!r}"
-    return None
-
-
 def p95_1() -> float:
     """The p95 agreement lag (ms) of Exercise 1's setting, measured."""
     return measure_agreement(ORDERS, poll_interval_ms=RELAY_POLL_1,
@@ -34,7 +25,7 @@ def p95_1() -> float:
 
 def check_exercise_1(answer) -> None:
     """A predicted p95 agreement lag (ms): the relay polls every 300 ms, consumers every 100."""
-    problem = _number(answer, "your predicted p95 lag in ms")
+    problem = number_problem(answer, "the p95 lag in ms")
     if problem:
         return verdict(False, problem)
     if not 0 < answer <= MAX_MS:
@@ -97,7 +88,7 @@ def slow_share(outage_ms: float) -> float:
 
 def check_exercise_3(outage_ms) -> None:
     """An outage just long enough that more than 10% of the orders take longer than 1 s."""
-    problem = _number(outage_ms, "an outage length in ms, e.g. 500")
+    problem = number_problem(outage_ms, "an outage length in ms, e.g. 500", noun="answer")
     if problem:
         return verdict(False, problem)
     if not 0 <= outage_ms <= MAX_MS:
