@@ -17,15 +17,20 @@ ORDERS, SEED = 40, 2
 # Exercise 4: every consumer crashes before every acknowledgement while the orders arrive.
 ORDERS_4, SEED_4, RATES_4 = ORDERS, SEED, {"consumer": 1.0}
 ALLOWED = ("rates", "relay", "outbox", "dual_write", "inbox", "consumers", "recovery")
-EXAMPLE = '{"rates": {"relay": 0.02}, "inbox": True}'
+EXAMPLES = {  # the notebook's placeholders: the form of an answer, not the answer
+    "answer_1": '{"rates": {"relay": 0.02}, "inbox": True}',
+    "answer_2": '{"rates": {"broker": 0.01}, "outbox": False}',
+    "answer_3": '{"rates": {"order": 0.02}, "outbox": False, "dual_write": "..."}',
+}
 
 
 def run_answer(kwargs, name: str) -> ChaosReport | str:
     """The chaos run of an answer, or what is wrong with the answer (a sentence)."""
+    example = EXAMPLES.get(name, EXAMPLES["answer_1"])
     if kwargs is None:
-        return f"set {name} to the keyword arguments for run_chaos, e.g. {EXAMPLE}"
+        return f"set {name} to the keyword arguments for run_chaos, e.g. {example}"
     if not isinstance(kwargs, Mapping):
-        return f"{name} must be a dict of keyword arguments such as {EXAMPLE}, got {kwargs!r}"
+        return f"{name} must be a dict of keyword arguments such as {example}, got {kwargs!r}"
     unknown = sorted(set(kwargs) - set(ALLOWED))
     if unknown:
         return (f"{name} names {unknown}: the check runs {ORDERS} orders with seed {SEED} "

@@ -184,14 +184,14 @@ class MovingParts(NamedTuple):
 def parts_of(root: Any) -> list[Any]:
     """Every part reachable from ``root`` through its attributes (and the dicts, lists and
     tuples they hold): the course's own objects, brokers and databases. The clock, the trace,
-    the fault plan and messages are not walked into (they hold no parts)."""
+    the fault plan and messages are not walked into (they hold no parts), nor functions and
+    other objects from outside the course."""
     seen: set[int] = set()
     found: list[Any] = []
     stack: deque[Any] = deque([root])
     while stack:
         obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, _LEAVES) or callable(obj) and not hasattr(
-                obj, "__dict__"):
+        if id(obj) in seen or isinstance(obj, _LEAVES):
             continue
         seen.add(id(obj))
         if isinstance(obj, dict):

@@ -174,7 +174,9 @@ def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = TIMINGS.
     a seeded moment of its own. ``outage_consumer`` is down (does not poll) from
     ``outage_start_ms`` for ``outage_ms``. ``faults`` may crash the parts at named points
     (``{"relay.after_publish": 0.05}``): a crashed relay restarts after its delay, a crashed
-    consumer at its next poll. Arguments are checked before anything runs.
+    consumer at its next poll. Arguments are checked before anything runs, and sizes that
+    would run for minutes are refused, naming the limit: at most :data:`MAX_ORDERS` orders,
+    durations and the order stream (``n_orders x order_interval_ms``) up to :data:`MAX_MS`.
     """
     check.count("n_orders", n_orders, maximum=MAX_ORDERS)
     poll_interval_ms = check.ms("poll_interval_ms", poll_interval_ms, maximum=MAX_MS)
