@@ -125,6 +125,31 @@ def test_bad_run_arguments_are_refused():
         run_chaos(3, relay="kafka")
 
 
+def test_a_storm_too_big_to_wait_for_is_refused_naming_the_limit():
+    with pytest.raises(ValueError, match="n_orders must be an integer >= 0 and <= 10000"):
+        run_chaos(10_001)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_firing_on_every_visit_ends_and_the_shop_recovers_after_the_storm(family):
+    # consumers that crash on every visit used to rejoin at once and loop for ever with the
+    # clock standing still; the saga's relays used to keep the storm's plan after it passed
+    report = run_chaos(30, {family: 1.0}, seed=1)
+    assert report.settled and report.crash_loop is None
+    assert report.ok, [line for line in report.invariants() if not line.holds]
+
+
+def test_the_storm_passes_for_the_sagas_relays_too():
+    from eda_lab.shop.shop import Shop
+
+    shop = Shop(seed=1, faults=chaos_plan({"relay": 0.5}, seed=1), trace=False)
+    shop.place_orders(10)
+    storm = shop.calm()
+    assert all(relay.faults is shop.faults is not storm for relay in shop.sagas.relays)
+    fired = len(storm.fired)
+    assert shop.settle() and len(storm.fired) == fired
+
+
 def test_counts_hold_no_wall_clock_time_and_name_every_invariant():
     report = run_chaos(100, {}, seed=2)
     counts = report.counts()
@@ -146,3 +171,31 @@ def test_charts_draw_the_run():
     assert any("p50" in text.get_text() for text in lag_ax.get_legend().get_texts())
     fig = chaos_figure(report)
     assert len(fig.axes) == 2
+    assert "Sagas finished per simulated second" in ax.get_title()
+
+
+def test_the_baseline_is_drawn_beside_the_storm():
+    storm, calm = run_chaos(60, DEFAULT_RATES, seed=3), run_chaos(60, {}, seed=3)
+    ax = throughput_chart(storm, baseline=calm)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "the same orders without faults" in labels
+    assert sum(ax.lines[-1].get_ydata()[1:]) == len(calm.saga_end_ms)
+    lag_ax = lag_chart(storm, baseline=calm)
+    labels = " ".join(t.get_text() for t in lag_ax.get_legend().get_texts())
+    assert "without faults p50" in labels and "storm p99" in labels
+    assert all(float(t).is_integer() for t in lag_ax.get_yticks())
+
+
+def test_the_verdict_is_one_sentence_and_says_what_happened():
+    assert run_chaos(0).verdict() == "No order was placed, so there was nothing to judge."
+    assert run_chaos(5, {"order": 1.0}).verdict().startswith("None of the 5 orders was committed")
+    ok = run_chaos(20, seed=1)
+    assert ok.verdict().startswith("All six invariants hold after 20 orders")
+    broken = run_chaos(50, seed=2, outbox=False)
+    assert broken.verdict().startswith("2 of the six invariants broke")
+    assert "lost events (1)" in broken.verdict()
+    for report in (ok, broken):
+        assert report.verdict().endswith(".")
+    times = ok.timings()
+    assert times["last saga ended (s)"] == round(ok.saga_end_ms[-1] / 1000, 2)
+    assert run_chaos(0).timings()["lag p50 (s)"] is None

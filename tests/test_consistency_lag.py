@@ -155,6 +155,26 @@ def test_bad_settings_are_refused_naming_the_argument(kwargs, message):
         measure_agreement(**{"n_orders": 5, **kwargs})
 
 
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: measure_agreement(outage_ms=1e9), "outage_ms must be .* <= 600000"),
+    (lambda: measure_agreement(10_001), "n_orders must be an integer >= 1 and <= 10000"),
+    (lambda: measure_agreement(300, order_interval_ms=600_000),
+     r"n_orders x order_interval_ms must be at most 600,000 ms"),
+    (lambda: agreement_sweep(range(1, 42), [0], n_orders=10), "at most 40 runs"),
+    (lambda: agreement_sweep([100, 1e9], [0], n_orders=10), "each of poll_intervals_ms"),
+    (lambda: agreement_sweep([100], 3_000, n_orders=10), "outages_ms must be a list"),
+])
+def test_sizes_that_would_run_for_minutes_are_refused_naming_the_limit(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+def test_a_consumer_that_crashes_on_every_visit_ends_the_run():
+    # it used to rejoin at once and crash again with the clock standing still (a hang)
+    result = measure_agreement(20, faults={"consumer.before_commit": True})
+    assert result.summary()["agreed"] < 20
+
+
 def test_a_stale_copy_breaks_promises_a_consistent_check_keeps():
     arrivals = [0, 10, 20, 30, 40, 50, 300, 310]
     assert broken_promises(3, arrivals, 0) == {"buyers": 8, "accepted": 3, "sold": 3,
@@ -180,8 +200,15 @@ def test_the_charts_draw_the_runs():
     result = measure_agreement(40, outage_ms=500, outage_start_ms=100)
     ax = agreement_histogram(result)
     assert "p95" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    assert all(float(t).is_integer() for t in ax.get_yticks())     # counts: whole ticks
     ax = agreement_timeline(result)
     assert any("analytics down" in t.get_text() for t in ax.get_legend().get_texts())
+    assert ax.get_title().endswith("analytics down from 0.1 s to 0.6 s")   # from the settings
+    late = measure_agreement(20, poll_interval_ms=600_000)     # nothing published in time
+    assert "20 of 20 orders not agreed on" in agreement_histogram(late).get_title()
+    ax = sweep_chart([{"poll_interval_ms": 100, "outage_ms": 0, "p95_ms": None},
+                      {"poll_interval_ms": 500, "outage_ms": 0, "p95_ms": 520.0}])
+    assert list(ax.lines[0].get_ydata()) == [520.0]     # a run with no lag is left out
     ax = sweep_chart([{"poll_interval_ms": 100, "outage_ms": 0, "p95_ms": 150.0},
                       {"poll_interval_ms": 500, "outage_ms": 0, "p95_ms": 520.0}])
     assert list(ax.lines[0].get_ydata()) == [150.0, 520.0]

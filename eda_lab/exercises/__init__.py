@@ -1,4 +1,4 @@
-"""The self-checks of the notebooks' exercises, one module per notebook (``nb00`` ... ``nb05``).
+"""The self-checks of the notebooks' exercises, one module per notebook (``nb00`` ... ``nb07``).
 
 They live here, not in the notebooks, so that reading a check does not give its answer away.
 Each ``check_exercise_N(answer, ...)`` prints one line: ``correct: ...``, or ``not yet: ...``
@@ -7,6 +7,6 @@ is not an error). Where a learner's code runs inside a consumer, the check shows
 consumer swallowed: the dead letters, with their reasons.
 """
 
-from . import nb00, nb01, nb02, nb03, nb04, nb05
+from . import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07
 
-__all__ = ["nb00", "nb01", "nb02", "nb03", "nb04", "nb05"]
+__all__ = ["nb00", "nb01", "nb02", "nb03", "nb04", "nb05", "nb06", "nb07"]

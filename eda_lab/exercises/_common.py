@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..messages import Message
 
 
@@ -30,4 +32,14 @@ def payload_problem(message: Message, key: str, value) -> str | None:
         return f"the payload has no {key!r} (it has {has})"
     if payload[key] != value:
         return f"payload[{key!r}] is {payload[key]!r}: check the amount in the task"
+    return None
+
+
+def number_problem(answer, what: str, noun: str = "prediction") -> str | None:
+    """What is wrong with an answer that must be a finite number (unset, a string, ``nan``),
+    or None when it is one."""
+    if answer is None:
+        return f"set the variable to your {noun} ({what})"
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
+        return f"the {noun} must be a number ({what}), got {answer!r}"
     return None

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from ..faults import Outage
 from ..sync.chain import ServiceProfile, SyncChain, load_services
 from ..sync.twin import EventDrivenTwin
-from ._common import verdict
+from ._common import number_problem, verdict
 
 CHAIN = ("order", "payment", "inventory", "shipping")
 OUTAGE = Outage("inventory", start_ms=10_000, end_ms=20_000, mode="slow", slowdown=20)
@@ -16,17 +16,9 @@ LOAD = {"rate_per_s": 30, "duration_ms": 30_000, "seed": 1}
 MAX_RATE_PER_S = 2_000  # Exercise 3: a rate above this is a unit mistake, not a prediction
 
 
-def _number(answer, what: str) -> str | None:
-    if answer is None:
-        return f"set the variable to your prediction ({what})"
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
-        return f"the prediction must be a number ({what}), got {answer!r}"
-    return None
-
-
 def check_exercise_1(answer, requests: int = 1_000) -> None:
     """Ten services at 99.9% each: the availability of the chain, against a simulation."""
-    problem = _number(answer, "a number between 0 and 1")
+    problem = number_problem(answer, "a number between 0 and 1")
     if problem:
         return verdict(False, problem)
     if not 0 <= answer <= 1:
@@ -65,7 +57,7 @@ def check_exercise_2(fixed: Mapping[str, ServiceProfile]) -> None:
 
 def check_exercise_3(answer) -> None:
     """The rate inventory's consumer group can keep up with: runs the twin at 80% and 125%."""
-    problem = _number(answer, "orders per second")
+    problem = number_problem(answer, "orders per second")
     if problem:
         return verdict(False, problem)
     if not 1 <= answer <= MAX_RATE_PER_S:

@@ -8,6 +8,8 @@ Read in this order:
 * :mod:`.shop`: the whole shop: the write path, the saga starter and the Create Order saga
   on one clock, one trace and one fault plan;
 * :mod:`.chaos`: a chaos run: the shop under random faults, then its invariants checked;
+* :mod:`.complexity`: infrastructure complexity counted: the moving parts of each design, from
+  plain CRUD to the whole shop, read from its wiring;
 * :mod:`.charts`: the notebooks' charts.
 """
 
@@ -20,6 +22,7 @@ from .charts import (
     sweep_chart,
     traffic_chart,
 )
+from .complexity import DESIGNS, MovingParts, count_parts, moving_parts
 from .lag import (
     Agreement,
     agreement_rows,
@@ -34,9 +37,10 @@ from .shop import CONSUMERS, Shop
 from .tradeoffs import TradeoffsModel
 
 __all__ = [
-    "CONSUMERS", "DEFAULT_RATES", "FAMILIES", "Agreement", "ChaosReport", "Shop",
-    "TradeoffsModel", "agreement_histogram", "agreement_rows", "agreement_sweep",
-    "agreement_timeline", "applied_times", "arrival_times", "broken_promises", "chaos_figure",
-    "chaos_plan", "committed_times", "lag_chart", "measure_agreement", "run_chaos",
-    "sweep_chart", "traffic_chart",
+    "CONSUMERS", "DEFAULT_RATES", "DESIGNS", "FAMILIES", "Agreement", "ChaosReport",
+    "MovingParts", "Shop", "TradeoffsModel", "agreement_histogram", "agreement_rows",
+    "agreement_sweep", "agreement_timeline", "applied_times", "arrival_times",
+    "broken_promises", "chaos_figure", "chaos_plan", "committed_times", "count_parts",
+    "lag_chart", "measure_agreement", "moving_parts", "run_chaos", "sweep_chart",
+    "traffic_chart",
 ]

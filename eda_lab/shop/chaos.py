@@ -63,7 +63,7 @@ def check_rates(rates: Mapping[str, float] | None) -> dict[str, float]:
     checked = dict.fromkeys(FAMILIES, 0.0)
     for family, rate in rates.items():
         if family not in FAMILIES:
-            raise ValueError(f"rates: unknown fault family {family!r}; the families are "
+            raise ValueError(f"rates: unknown fault family {family!r}; a family must be one of "
                              f"{', '.join(FAMILIES)}")
         checked[family] = check.probability(f"rates[{family!r}]", rate)
     return checked
@@ -164,6 +164,26 @@ class ChaosReport:
         """Every invariant holds."""
         return all(line.holds for line in self.invariants())
 
+    def verdict(self) -> str:
+        """One sentence: what the run came to (a notebook cell's last line)."""
+        fired = sum(self.faults_fired.values())
+        broken = [f"{line.name} ({line.value})" for line in self.invariants() if not line.holds]
+        if self.crash_loop is not None:
+            return f"The run stopped early, {self.crash_loop.rstrip('.')}."
+        if self.placed == 0:
+            return "No order was placed, so there was nothing to judge."
+        if self.committed == 0:
+            return (f"None of the {self.placed} orders was committed ({fired} faults fired), so "
+                    "nothing was sent and nothing was lost.")
+        end = ("" if self.settled else
+               f"; the shop had not settled {self.simulated_ms / 1000:g} simulated s in, when "
+               "the run gave up waiting")
+        if not broken:
+            return (f"All six invariants hold after {self.placed} orders and {fired} faults "
+                    f"fired{end}.")
+        return (f"{len(broken)} of the six invariants broke after {self.placed} orders and "
+                f"{fired} faults fired: {', '.join(broken)}{end}.")
+
     # -- throughput and lag ------------------------------------------------------------------
     @property
     def orders_per_simulated_s(self) -> float:
@@ -181,6 +201,18 @@ class ChaosReport:
         """Consistency lag (ms) at the given quantiles, e.g. ``(0.5, 0.99)`` -> p50, p99."""
         return {f"p{q * 100:g}": percentile(self.lags_ms, q * 100)
                 for q in quantiles or (0.5, 0.99)}
+
+    def timings(self) -> dict[str, float | None]:
+        """The run's times in simulated seconds: the lag's p50, p90 and p99, when the storm
+        ended and when the last saga did, and sagas finished per simulated second (None where
+        no order was agreed on)."""
+        lags = self.lag_percentiles(0.5, 0.9, 0.99)
+        return {**{f"lag {q} (s)": None if ms is None else round(ms / 1000, 2)
+                   for q, ms in lags.items()},
+                "storm ended (s)": round(self.storm_ms / 1000, 2),
+                "last saga ended (s)": (round(self.saga_end_ms[-1] / 1000, 2)
+                                        if self.saga_end_ms else None),
+                "sagas per simulated s": round(self.orders_per_simulated_s, 1)}
 
     def faults_by_family(self) -> dict[str, int]:
         """How many faults fired in each family."""

@@ -37,9 +37,11 @@ CONSUMERS = ("shipping", "billing", "analytics")
 OUTAGE_START_MS = 1_000.0      # when the outage (if any) begins
 SETTLE_MS = 60_000.0           # how long after the last order the run may go on catching up
 # Longer settings than ten simulated minutes only make a run slow (the consumers poll all the
-# way through): they are refused, with this limit named.
+# way through): they are refused, with this limit named. The same bound holds for the order
+# stream (n_orders x order_interval_ms), and a run takes at most MAX_ORDERS orders (about 4 s).
 MAX_MS = 600_000.0
-MAX_ORDERS = 100_000
+MAX_ORDERS = 10_000
+MAX_SWEEP_RUNS = 40            # agreement_sweep: poll intervals x outages, each a full run
 
 
 class AgreementRow(NamedTuple):
@@ -172,7 +174,9 @@ def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = TIMINGS.
     a seeded moment of its own. ``outage_consumer`` is down (does not poll) from
     ``outage_start_ms`` for ``outage_ms``. ``faults`` may crash the parts at named points
     (``{"relay.after_publish": 0.05}``): a crashed relay restarts after its delay, a crashed
-    consumer at its next poll. Arguments are checked before anything runs.
+    consumer at its next poll. Arguments are checked before anything runs, and sizes that
+    would run for minutes are refused, naming the limit: at most :data:`MAX_ORDERS` orders,
+    durations and the order stream (``n_orders x order_interval_ms``) up to :data:`MAX_MS`.
     """
     check.count("n_orders", n_orders, maximum=MAX_ORDERS)
     poll_interval_ms = check.ms("poll_interval_ms", poll_interval_ms, maximum=MAX_MS)
@@ -181,6 +185,11 @@ def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = TIMINGS.
     outage_ms = check.ms("outage_ms", outage_ms, positive=False, maximum=MAX_MS)
     outage_start_ms = check.ms("outage_start_ms", outage_start_ms, positive=False,
                                maximum=MAX_MS)
+    if n_orders * order_interval_ms > MAX_MS:
+        raise ValueError(f"n_orders x order_interval_ms must be at most {MAX_MS:,.0f} ms (ten "
+                         f"simulated minutes of orders: the consumers poll all the way through), "
+                         f"got {n_orders:,} x {order_interval_ms:g} ms = "
+                         f"{n_orders * order_interval_ms:,.0f} ms")
     consumers = tuple(consumers) if not isinstance(consumers, str) else (consumers,)
     if not consumers or len(set(consumers)) != len(consumers) or not all(
             isinstance(c, str) and c for c in consumers):
@@ -202,6 +211,9 @@ def measure_agreement(n_orders: int = 300, *, poll_interval_ms: float = TIMINGS.
     clock = path.clock
     rng = random.Random(f"{seed}:phases")
     for consumer in path.consumers.values():  # each starts polling at a moment of its own
+        # a crashed consumer is back at its next poll (not at once: one that crashes on every
+        # visit would loop for ever without the clock moving)
+        consumer.worker.restart_after_ms = consumer_poll_ms
         clock.call_at(round(rng.uniform(0, consumer_poll_ms), 1), consumer.start)
     arrivals = arrival_times(n_orders, order_interval_ms, seed)
     for at in arrivals:
@@ -233,13 +245,33 @@ def _run_until_agreed(path: WritePath, quiet_after_ms: float) -> None:
 
 def agreement_sweep(poll_intervals_ms: Iterable[float], outages_ms: Iterable[float],
                     **settings: Any) -> list[dict[str, Any]]:
-    """:func:`measure_agreement` for each poll interval and outage length: one summary row each."""
+    """:func:`measure_agreement` for each poll interval and outage length: one summary row each
+    (at most :data:`MAX_SWEEP_RUNS` runs; every argument is checked before the first runs)."""
+    poll_intervals_ms, outages_ms = _values("poll_intervals_ms", poll_intervals_ms), \
+        _values("outages_ms", outages_ms)
+    runs = len(poll_intervals_ms) * len(outages_ms)
+    if runs > MAX_SWEEP_RUNS:
+        raise ValueError(f"a sweep must have at most {MAX_SWEEP_RUNS} runs (poll intervals x "
+                         f"outages), got {len(poll_intervals_ms)} x {len(outages_ms)} = {runs}")
+    for interval in poll_intervals_ms:
+        check.ms("each of poll_intervals_ms", interval, maximum=MAX_MS)
+    for outage in outages_ms:
+        check.ms("each of outages_ms", outage, positive=False, maximum=MAX_MS)
     rows = []
     for outage in outages_ms:
         for interval in poll_intervals_ms:
             result = measure_agreement(poll_interval_ms=interval, outage_ms=outage, **settings)
             rows.append({"poll_interval_ms": interval, "outage_ms": outage, **result.summary()})
     return rows
+
+
+def _values(name: str, values: Iterable[float]) -> list[float]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a list of ms such as [100, 500], got {values!r}")
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} must name at least one value, got an empty list")
+    return values
 
 
 def broken_promises(stock: int, arrivals_ms: Sequence[float], lag_ms: float) -> dict[str, int]:
