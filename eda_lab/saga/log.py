@@ -107,6 +107,7 @@ _INSERT_SAGA = (f"INSERT INTO {SAGAS} ({', '.join(_SAGA_COLUMNS)}) "
 _UPDATE_SAGA = (f"UPDATE {SAGAS} SET status=?, step=?, direction=?, attempt=?, tries=?, "
                 "command_id=?, awaiting=?, deadline_ms=?, plan=?, reason=?, updated_ms=?, "
                 "since_ms=? WHERE saga_id=?")
+_TOUCH_SAGA = f"UPDATE {SAGAS} SET updated_ms=? WHERE saga_id=?"
 _INSERT_LOG = (f"INSERT INTO {LOG} (saga_id, time_ms, transition, step, attempt, command_id, "
                "detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
 
@@ -195,15 +196,14 @@ class SagaLog:
             conn.execute(_UPDATE_SAGA, self._changes(state, now))
         conn.executemany(_INSERT_LOG, [(state.saga_id, now, *t) for t in transitions])
 
-    def write_all(self, conn, updates: Iterable[tuple[SagaState, Iterable[Transition]]],
-                  now: float) -> None:
-        """:meth:`write` for many existing sagas at once (each state with its transitions),
-        with ``conn`` inside the caller's transaction: the same rows, in the same order, in
-        two statements (a restarted orchestrator records every saga it resumes)."""
-        updates = list(updates)
-        conn.executemany(_UPDATE_SAGA, [self._changes(state, now) for state, _ in updates])
-        conn.executemany(_INSERT_LOG, [(state.saga_id, now, *t)
-                                       for state, transitions in updates for t in transitions])
+    def write_resumed(self, conn, resumed: Iterable[tuple[str, Transition]], now: float) -> None:
+        """Write down that each saga of ``resumed`` (saga id, its ``resumed`` transition) was
+        picked up again at ``now``, with ``conn`` inside the caller's transaction: the
+        transition joins its history and the state is left as it was, only its time of
+        update moves (a restarted orchestrator resumes every open saga, in two statements)."""
+        resumed = list(resumed)
+        conn.executemany(_TOUCH_SAGA, [(now, saga_id) for saga_id, _ in resumed])
+        conn.executemany(_INSERT_LOG, [(saga_id, now, *t) for saga_id, t in resumed])
 
     def begin(self, state: SagaState, transitions: Iterable[Transition], now: float) -> None:
         """Create a saga and write its first transitions, in one transaction."""

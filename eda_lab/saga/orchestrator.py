@@ -285,7 +285,7 @@ class SagaOrchestrator:
             resumed.append(state.saga_id)
         if rearmed:  # written down, one transaction for all: the history shows the restart
             with transaction(self.log.db) as conn:
-                self.log.write_all(conn, [(state, [t]) for state, t in rearmed], now)
+                self.log.write_resumed(conn, [(state.saga_id, t) for state, t in rearmed], now)
             if self.broker.trace.enabled:
                 for state, t in rearmed:
                     self.broker.trace.add(now, "saga", self.name, None, None, None, state.saga_id,
