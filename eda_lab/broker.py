@@ -433,7 +433,9 @@ class Broker:
         Raises :class:`BrokerUnavailable` when the fault plan says the broker is down: the
         message was not stored, and the caller has to decide what that means.
         """
-        log_topic = self.topics.get(topic) or self.topic(topic)
+        log_topic = self.topics.get(topic)
+        if log_topic is None:  # (not `or`: that would count the topic's messages, its len())
+            log_topic = self.topic(topic)
         if not isinstance(message, Message):
             raise TypeError(f"publish() takes a Message, got {type(message).__name__}")
         now = self.clock.now

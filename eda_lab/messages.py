@@ -63,6 +63,26 @@ def is_past_tense(type_name: str) -> bool:
     return last.endswith("ed") or last in IRREGULAR_PAST
 
 
+@functools.lru_cache(maxsize=1024)  # a run makes thousands of messages of a few types
+def _type_problem(type_name: str, kind: str) -> str | None:
+    """What is wrong with ``type_name`` as the type of a ``kind`` message (None: nothing)."""
+    if not _CAMEL_WORD.match(type_name):
+        return _not_camel_case(type_name)
+    if kind == EVENT and not is_past_tense(type_name):
+        return (f"event type {type_name!r} must name a fact in the past tense, such as "
+                "'OrderPlaced' or 'PaymentAuthorized'; a request to act is a command "
+                "(kind='command')")
+    return None
+
+
+def _not_camel_case(type_name: Any) -> str:
+    return f"type must be a CamelCase name such as 'OrderPlaced', got {type_name!r}"
+
+
+# Values that are their own frozen copy (exactly these types: a subclass takes the long way).
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
 def freeze_json(value: Any, where: str = "payload") -> Any:
     """Check that ``value`` is JSON and return a read-only copy of it.
 
@@ -82,7 +102,7 @@ def freeze_json(value: Any, where: str = "payload") -> Any:
                 raise TypeError(
                     f"{where} has key {key!r} of type {type(key).__name__}; JSON object keys are strings"
                 )
-            frozen[key] = freeze_json(item, f"{where}.{key}")
+            frozen[key] = item if type(item) in _PLAIN else freeze_json(item, f"{where}.{key}")
         return MappingProxyType(frozen)
     if isinstance(value, (list, tuple)):
         return tuple(freeze_json(item, f"{where}[{i}]") for i, item in enumerate(value))
@@ -120,14 +140,11 @@ class Message:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if not isinstance(self.type, str) or not _CAMEL_WORD.match(self.type or ""):
-            raise ValueError(f"type must be a CamelCase name such as 'OrderPlaced', got {self.type!r}")
-        if self.kind == EVENT and not is_past_tense(self.type):
-            raise ValueError(
-                f"event type {self.type!r} must name a fact in the past tense, such as "
-                "'OrderPlaced' or 'PaymentAuthorized'; a request to act is a command "
-                "(kind='command')"
-            )
+        if not isinstance(self.type, str):
+            raise ValueError(_not_camel_case(self.type))
+        problem = _type_problem(self.type, self.kind)
+        if problem is not None:
+            raise ValueError(problem)
         if not isinstance(self.key, str) or not self.key:
             raise ValueError(f"key must be a non-empty string (an aggregate id), got {self.key!r}")
         if not isinstance(self.id, str) or not self.id:

@@ -332,3 +332,28 @@ def test_a_run_stops_at_its_bound_of_simulated_time_or_restarts():
     runner.start(ORDER)
     with pytest.raises(RunStopped, match="stopped after 1 restarts"):
         runner.run(max_restarts=1)
+
+
+@pytest.mark.parametrize("recovery", ["deadlines", "resend-all"])
+def test_the_orchestrator_s_states_in_memory_are_always_the_log_s(recovery):
+    """What the orchestrator keeps in memory (so a reply needs no read) is the log's copy,
+    through crashes, restarts, timeouts and duplicates; a finished saga is only in the log."""
+    faults = FaultPlan(seed=3)
+    runner = SagaRunner(faults=faults, stock={"book": 100}, accounts={"alice": 10_000.0},
+                        recovery=recovery, reply_timeout_ms=200.0)
+    ids = [runner.start(order(n)) for n in range(20)]
+    for point, rate in {"saga.after_record": 0.05, "saga.before_record": 0.05,
+                        "broker.duplicate": 0.1, "broker.drop": 0.05}.items():
+        faults.set_point(point, rate)   # the storm begins once every saga has started
+    checked = 0
+    while runner.busy and runner.clock.now < 60_000:
+        runner.step()
+        orchestrator = runner.orchestrator
+        if orchestrator is None:
+            continue
+        unfinished = {s.saga_id: s for s in runner.log.unfinished()}
+        assert set(orchestrator.open) == set(unfinished)
+        assert {s: orchestrator._states[s] for s in unfinished} == unfinished
+        checked += 1
+    assert checked > 100 and runner.orchestrator_process.crashes > 0
+    assert {runner.status(s) for s in ids} <= {"completed", "compensated"}

@@ -7,17 +7,19 @@ Both relays do the same three things in the same order, and both can die between
    on one partition, in order);
 3. **mark** the batch as done, in the service's database.
 
-They keep no progress in memory: everything they know is read from the database at the start
-of each poll, so a relay that crashed (or was killed with SIGKILL) simply starts again. The
-price of dying between 2 and 3 is a **duplicate**: the batch is published again after the
-restart. Nothing is ever lost, because nothing is marked before it was published. That is why
+Their progress lives in the database, nowhere else that outlives them: what a relay holds in
+memory dies with it, so a relay that crashed (or was killed with SIGKILL) simply starts again
+from what the database says. The price of dying between 2 and 3 is a **duplicate**: the batch
+is published again after the restart. Nothing is ever lost, because nothing is marked before it was published. That is why
 the consumer needs an inbox (:mod:`eda_lab.inbox`).
 
 * :class:`PollingRelay` asks the outbox table for ``published_at IS NULL`` rows and marks
   them by setting ``published_at`` (keeping them for a retention window) or deleting them.
 * :class:`LogTailingRelay` follows the change log of committed inserts (the model of the
   WAL, see :func:`eda_lab.outbox.table.enable_change_log`) from an offset it stores in the same
-  database, as Debezium stores its source offset. It never queries the outbox table, and it
+  database, as Debezium stores its source offset (and, like Debezium, it holds the offset in
+  memory while it runs, reading the stored one when it starts). It never queries the outbox
+  table, and it
   does not wait for a timer: each commit reaches it ``stream_latency_ms`` later (the database
   streams its log, :func:`eda_lab.db.on_commit`), and it publishes what is waiting then.
 
@@ -272,6 +274,10 @@ class Relay:
                 f"backlog={self.backlog()}, crashes={self.crashes})")
 
 
+# The log position every relay tailing a log has published: cleanup never goes past it.
+_PUBLISHED_BY_ALL = f'(SELECT min(position) FROM "{OFFSETS_TABLE}")'
+
+
 def _in_list(n: int) -> str:
     return ",".join("?" * n)
 
@@ -332,7 +338,9 @@ class LogTailingRelay(Relay):
 
     The offset (the last log position published) lives in the ``relay_offsets`` table of the
     same database and is stored after publishing, so a crash in between publishes the batch
-    again, like a Debezium connector restarting from its last committed source offset.
+    again, like a Debezium connector restarting from its last committed source offset. While
+    it runs, the relay also holds the offset it stored in memory (a read per poll saved); a
+    crash forgets it, and the restarted relay reads the stored one.
     ``cleanup="delete"`` removes the outbox rows and log entries once published (Debezium's
     advice: the service may even delete outbox rows in the inserting transaction, the log
     keeps them); ``cleanup="retain"`` keeps both for ``retention_ms``. Several relays may
@@ -365,6 +373,7 @@ class LogTailingRelay(Relay):
             conn.execute(f'INSERT OR IGNORE INTO "{OFFSETS_TABLE}" (relay, position) '
                          "VALUES (?, 0)", (self.name,))
         self.stream_latency_ms = stream_latency_ms
+        self._offset: int | None = None   # the stored offset, as this process knows it
         self._woken = None        # the clock event a commit triggers (while waiting)
         self._wake_due = False    # a wake is scheduled already
 
@@ -397,14 +406,22 @@ class LogTailingRelay(Relay):
 
     def _published_by_all(self) -> int:
         """The log position every relay tailing this log has published (cleanup stops there)."""
-        return self.db.conn.execute(f'SELECT min(position) FROM "{OFFSETS_TABLE}"').fetchone()[0]
+        return self.db.conn.execute(f"SELECT {_PUBLISHED_BY_ALL}").fetchone()[0]
 
     @property
     def offset(self) -> int:
-        """The last change-log position this relay has published (0: none yet)."""
-        row = self.db.conn.execute(
-            f'SELECT position FROM "{OFFSETS_TABLE}" WHERE relay = ?', (self.name,)).fetchone()
-        return row[0] if row else 0
+        """The last change-log position this relay has published (0: none yet): the stored
+        one, read once after each (re)start and then kept in step with each mark."""
+        if self._offset is None:
+            row = self.db.conn.execute(
+                f'SELECT position FROM "{OFFSETS_TABLE}" WHERE relay = ?', (self.name,)).fetchone()
+            self._offset = row[0] if row else 0
+        return self._offset
+
+    def crash(self, restart_after_ms: float | None = None) -> None:
+        """The relay died: the offset it held in memory died with it (see :meth:`Relay.crash`)."""
+        self._offset = None
+        super().crash(restart_after_ms)
 
     def _read(self) -> list[tuple]:
         return self.db.conn.execute(self._select, (self.offset, self.batch_size)).fetchall()
@@ -415,11 +432,11 @@ class LogTailingRelay(Relay):
             conn.execute(f'INSERT INTO "{OFFSETS_TABLE}" (relay, position) VALUES (?, ?) '
                          "ON CONFLICT(relay) DO UPDATE SET position = excluded.position",
                          (self.name, last))
-            if self.cleanup == "delete":
-                upto = conn.execute(f'SELECT min(position) FROM "{OFFSETS_TABLE}"').fetchone()[0]
+            if self.cleanup == "delete":  # what every relay of this log has published goes
                 conn.execute(f'DELETE FROM "{self.table}" WHERE seq IN '
-                             f'(SELECT seq FROM "{self.log}" WHERE lsn <= ?)', (upto,))
-                conn.execute(f'DELETE FROM "{self.log}" WHERE lsn <= ?', (upto,))
+                             f'(SELECT seq FROM "{self.log}" WHERE lsn <= {_PUBLISHED_BY_ALL})')
+                conn.execute(f'DELETE FROM "{self.log}" WHERE lsn <= {_PUBLISHED_BY_ALL}')
+        self._offset = last   # stored: what this process knows now
 
     def purge(self, now: float | None = None) -> int:
         """Delete published log entries (and their outbox rows) older than ``retention_ms``."""

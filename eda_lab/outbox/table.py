@@ -164,11 +164,12 @@ def encode_payload(payload: Mapping[str, Any], argument: str = "payload") -> str
 
 
 @functools.lru_cache(maxsize=64)
-def insert_sql(table: str = OUTBOX_TABLE) -> str:
+def insert_sql(table: str = OUTBOX_TABLE, ignore_duplicate: bool = False) -> str:
     """The outbox INSERT, with parameters (id, aggregatetype, aggregateid, type, payload,
-    version, created_at, headers)."""
+    version, created_at, headers); ``ignore_duplicate``: an id already there is skipped."""
     check.identifier("table", table)
-    return (f'INSERT INTO "{table}" (id, aggregatetype, aggregateid, type, payload, version, '
+    verb = "INSERT OR IGNORE" if ignore_duplicate else "INSERT"
+    return (f'{verb} INTO "{table}" (id, aggregatetype, aggregateid, type, payload, version, '
             "created_at, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
@@ -193,10 +194,8 @@ def write_event(conn: sqlite3.Connection, *, id: str, aggregatetype: str, aggreg
     text = payload if isinstance(payload, str) else encode_payload(payload)
     extra = headers if headers is None or isinstance(headers, str) else encode_payload(
         headers, "headers")
-    sql = insert_sql(table)
-    if ignore_duplicate:
-        sql = sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
-    conn.execute(sql, (id, aggregatetype, aggregateid, type, text, version, created_at, extra))
+    conn.execute(insert_sql(table, ignore_duplicate),
+                 (id, aggregatetype, aggregateid, type, text, version, created_at, extra))
 
 
 class OutboxEvent(NamedTuple):

@@ -16,6 +16,7 @@ history and the state never disagree.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -58,18 +59,6 @@ TRANSITIONS = {
 SAGAS = "sagas"
 LOG = "saga_log"
 
-_SAGA_COLUMNS = ("saga_id", "definition", "order_id", "payload", "status", "step", "direction",
-                 "attempt", "tries", "command_id", "awaiting", "deadline_ms", "plan", "reason",
-                 "started_ms", "updated_ms", "since_ms")
-_SELECT = f"SELECT {', '.join(_SAGA_COLUMNS)} FROM {SAGAS}"
-_INSERT_SAGA = (f"INSERT INTO {SAGAS} ({', '.join(_SAGA_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_SAGA_COLUMNS))})")
-_UPDATE_SAGA = (f"UPDATE {SAGAS} SET status=?, step=?, direction=?, attempt=?, tries=?, "
-                "command_id=?, awaiting=?, deadline_ms=?, plan=?, reason=?, updated_ms=?, "
-                "since_ms=? WHERE saga_id=?")
-_INSERT_LOG = (f"INSERT INTO {LOG} (saga_id, time_ms, transition, step, attempt, command_id, "
-               "detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
-
 
 class SagaState(NamedTuple):
     """The current state of one saga: everything the orchestrator needs to carry on.
@@ -108,11 +97,40 @@ class SagaState(NamedTuple):
         return self._replace(**changes)
 
 
+# The columns of ``sagas`` are the fields of SagaState, in the same order: a row is a state.
+_SAGA_COLUMNS = SagaState._fields
+# The columns stored as something else than the field: JSON text, and 0/1 for a bool.
+_PAYLOAD, _AWAITING, _PLAN = (_SAGA_COLUMNS.index(c) for c in ("payload", "awaiting", "plan"))
+_SELECT = f"SELECT {', '.join(_SAGA_COLUMNS)} FROM {SAGAS}"
+_INSERT_SAGA = (f"INSERT INTO {SAGAS} ({', '.join(_SAGA_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_SAGA_COLUMNS))})")
+_UPDATE_SAGA = (f"UPDATE {SAGAS} SET status=?, step=?, direction=?, attempt=?, tries=?, "
+                "command_id=?, awaiting=?, deadline_ms=?, plan=?, reason=?, updated_ms=?, "
+                "since_ms=? WHERE saga_id=?")
+_TOUCH_SAGA = f"UPDATE {SAGAS} SET updated_ms=? WHERE saga_id=?"
+_INSERT_LOG = (f"INSERT INTO {LOG} (saga_id, time_ms, transition, step, attempt, command_id, "
+               "detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
 def _state_from_row(row: Sequence) -> SagaState:
-    fields = dict(zip(_SAGA_COLUMNS, row, strict=True))
-    fields.update(payload=json.loads(fields["payload"]), awaiting=bool(fields["awaiting"]),
-                  plan=tuple(json.loads(fields["plan"])))
-    return SagaState(**fields)
+    """The state a ``sagas`` row holds, field by field (the JSON and bool columns decoded)."""
+    fields = list(row)
+    fields[_PAYLOAD] = json.loads(fields[_PAYLOAD])
+    fields[_AWAITING] = bool(fields[_AWAITING])
+    fields[_PLAN] = _plan_from_text(fields[_PLAN])
+    return SagaState._make(fields)
+
+
+# A definition has a handful of compensation plans, written and read thousands of times.
+@functools.lru_cache(maxsize=256)
+def _plan_text(plan: tuple[int, ...]) -> str:
+    """The plan as the ``plan`` column stores it: JSON text (``[2, 0]``)."""
+    return json.dumps(list(plan))
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_from_text(text: str) -> tuple[int, ...]:
+    return tuple(json.loads(text))
 
 
 class Transition(NamedTuple):
@@ -175,11 +193,17 @@ class SagaLog:
                                  "pick another id (or leave it out to get a fresh one)")
             conn.execute(_INSERT_SAGA, self._row(state, now))
         else:
-            conn.execute(_UPDATE_SAGA, (
-                state.status, state.step, state.direction, state.attempt, state.tries,
-                state.command_id, int(state.awaiting), state.deadline_ms,
-                json.dumps(list(state.plan)), state.reason, now, state.since_ms, state.saga_id))
+            conn.execute(_UPDATE_SAGA, self._changes(state, now))
         conn.executemany(_INSERT_LOG, [(state.saga_id, now, *t) for t in transitions])
+
+    def write_resumed(self, conn, resumed: Iterable[tuple[str, Transition]], now: float) -> None:
+        """Write down that each saga of ``resumed`` (saga id, its ``resumed`` transition) was
+        picked up again at ``now``, with ``conn`` inside the caller's transaction: the
+        transition joins its history and the state is left as it was, only its time of
+        update moves (a restarted orchestrator resumes every open saga, in two statements)."""
+        resumed = list(resumed)
+        conn.executemany(_TOUCH_SAGA, [(now, saga_id) for saga_id, _ in resumed])
+        conn.executemany(_INSERT_LOG, [(saga_id, now, *t) for saga_id, t in resumed])
 
     def begin(self, state: SagaState, transitions: Iterable[Transition], now: float) -> None:
         """Create a saga and write its first transitions, in one transaction."""
@@ -196,7 +220,14 @@ class SagaLog:
         return (state.saga_id, state.definition, state.order_id, json.dumps(state.payload),
                 state.status, state.step, state.direction, state.attempt, state.tries,
                 state.command_id, int(state.awaiting), state.deadline_ms,
-                json.dumps(list(state.plan)), state.reason, now, now, state.since_ms)
+                _plan_text(state.plan), state.reason, now, now, state.since_ms)
+
+    @staticmethod
+    def _changes(state: SagaState, now: float) -> tuple:
+        """The parameters of the UPDATE that writes ``state`` over its saga's row."""
+        return (state.status, state.step, state.direction, state.attempt, state.tries,
+                state.command_id, int(state.awaiting), state.deadline_ms,
+                _plan_text(state.plan), state.reason, now, state.since_ms, state.saga_id)
 
     # -- reading ------------------------------------------------------------------------
     def get(self, saga_id: str) -> SagaState | None:

@@ -41,7 +41,7 @@ a duplicate or late reply           ignored: it does not match the command the s
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, KeysView, Mapping
 from typing import Any
 
 import sqlite_utils
@@ -161,10 +161,18 @@ class SagaOrchestrator:
         self.reply_topics = sorted({replies_topic(s.participant) for s in steps})
         for topic in self.reply_topics:
             broker.create_topic(topic)
-        # Sagas this instance knows are unfinished (filled by start and recover): lets a runner
-        # tell when it is done without a query per event.
-        self.open: set[str] = set()
+        # The state of each saga this instance knows is unfinished, as it last wrote it to the
+        # log (filled by start and recover). A reply or a deadline then needs no read, as
+        # Temporal's workers keep their workflows' state in memory; the log stays the truth:
+        # a restarted orchestrator is a new object, and recover() reads it all from the log.
+        self._states: dict[str, SagaState] = {}
         self.resent = 0   # commands re-sent by recovery (resend-all only)
+
+    @property
+    def open(self) -> KeysView[str]:
+        """The sagas this instance knows are unfinished: a runner tells when it is done without
+        a query per event."""
+        return self._states.keys()
 
     # -- the four entry points -------------------------------------------------------------
     def start(self, order: Mapping[str, Any], saga_id: str | None = None) -> str:
@@ -192,7 +200,7 @@ class SagaOrchestrator:
         faults.check(BEFORE_RECORD, trace=self.broker.trace, now=now, actor=self.name)
         headers = reply.headers
         saga_id = headers.get("saga_id", reply.key)
-        state = self.log.get(saga_id)
+        state = self._state_of(saga_id)
         wanted = headers.get("command_id")
         if state is None or state.finished or state.command_id != wanted:
             why = ("for an unknown saga" if state is None else
@@ -231,7 +239,7 @@ class SagaOrchestrator:
         Returns the last transition, or None when nothing was due (a stale timer).
         """
         now = self.clock.now
-        state = self.log.get(saga_id)
+        state = self._state_of(saga_id)
         if (state is None or state.finished or state.deadline_ms is None
                 or state.deadline_ms > now + _EPSILON_MS):
             return None
@@ -259,7 +267,7 @@ class SagaOrchestrator:
         resumed, rearmed = [], []
         now = self.clock.now
         for state in self.log.unfinished(self.definition.name):
-            self.open.add(state.saga_id)
+            self._remember(state, now)   # as the log has it once "resumed" is written
             step = self._steps[state.step]
             if self.recovery == "deadlines" or not state.awaiting:
                 if self.schedule is not None and state.deadline_ms is not None:
@@ -277,8 +285,7 @@ class SagaOrchestrator:
             resumed.append(state.saga_id)
         if rearmed:  # written down, one transaction for all: the history shows the restart
             with transaction(self.log.db) as conn:
-                for state, t in rearmed:
-                    self.log.write(conn, state, [t], now)
+                self.log.write_resumed(conn, [(state.saga_id, t) for state, t in rearmed], now)
             if self.broker.trace.enabled:
                 for state, t in rearmed:
                     self.broker.trace.add(now, "saga", self.name, None, None, None, state.saga_id,
@@ -417,17 +424,28 @@ class SagaOrchestrator:
                 what = t.transition if t.step is None else f"{t.transition} {t.step}"
                 trace.add(now, "saga", self.name, None, None, None, state.saga_id, t.command_id,
                           None, f"{what}: {t.detail}" if t.detail else what)
-        if state.finished:
-            self.open.discard(state.saga_id)
-        else:
-            self.open.add(state.saga_id)
-            if self.schedule is not None and state.deadline_ms is not None:
-                self.schedule(state.saga_id, state.deadline_ms)
+        self._remember(state, now)
+        if not state.finished and self.schedule is not None and state.deadline_ms is not None:
+            self.schedule(state.saga_id, state.deadline_ms)
         faults.check(AFTER_RECORD, trace=trace, now=now, actor=self.name)
         if sends and self.recovery == "resend-all":
             self._send(state, now)
             faults.check(AFTER_SEND, trace=trace, now=now, actor=self.name)
         return transitions[-1].transition
+
+    def _state_of(self, saga_id: str) -> SagaState | None:
+        """The saga's current state: as this instance last wrote it, else read from the log
+        (a finished saga, or one this instance never heard of)."""
+        state = self._states.get(saga_id)
+        return state if state is not None else self.log.get(saga_id)
+
+    def _remember(self, state: SagaState, now: float) -> None:
+        """Keep ``state`` as the log holds it once written at ``now``; forget a finished saga
+        (the log has it, and nothing happens to it any more)."""
+        if state.finished:
+            self._states.pop(state.saga_id, None)
+        else:
+            self._states[state.saga_id] = state.but(updated_ms=now)
 
     def _send(self, state: SagaState, now: float) -> None:
         """resend-all only: publish the command, after the transaction (a dual write)."""
