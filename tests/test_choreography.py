@@ -185,6 +185,7 @@ def _visits(outcomes) -> dict[str, int]:
 @pytest.mark.parametrize("scenario", [None, {"AuthorizePayment": "fail"}], ids=["happy",
                                                                               "payment refused"])
 @pytest.mark.parametrize("point", PARTICIPANT_POINTS + BROKER_POINTS)
+@pytest.mark.filterwarnings("ignore::eda_lab.faults.FaultValueWarning")  # the n-th is meant
 def test_a_fault_at_every_visit_of_every_point_changes_nothing(point, scenario):
     clean, (clean_id,) = choreographed(scenario)
     visits = _visits(scenario)[point]
