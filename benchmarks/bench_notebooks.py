@@ -42,7 +42,10 @@ def run_seconds(notebook: nbformat.NotebookNode) -> float:
     client = NotebookClient(notebook, km=kernel, timeout=TIMEOUT_S,
                             resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
     start = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        kernel.shutdown_kernel()   # a kernel it was given, nbclient leaves running
     return time.perf_counter() - start
 
 
