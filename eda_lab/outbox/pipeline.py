@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from .. import _validate as check
+from .._runtime import paused_gc
 from ..faults import Crash, FaultPlan, fault_points
 from .checks import ConsistencyReport, EventKey
 from .relay import BATCH_SIZE, RETENTION_MS
@@ -124,6 +125,7 @@ class OrderPipeline(WritePath):
                 return rounds
         return max_rounds
 
+    @paused_gc()   # a long run: see eda_lab/_runtime.py
     def run(self, n_orders: int, *, poll_every: int = 10, settle: bool = True,
             **order: Any) -> ConsistencyReport:
         """Place ``n_orders`` orders, the relay and consumer polling every ``poll_every``; then

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .. import _validate as check
+from .._runtime import paused_gc
 from ..faults import FaultPlan, fault_points
 from ..outbox.checks import ConsistencyReport
 from ..stats import percentile
@@ -245,6 +246,7 @@ class ChaosReport:
                              self.consistency.items()}).T.rename_axis("consumer")
 
 
+@paused_gc()   # a long run: see eda_lab/_runtime.py
 def run_chaos(n_orders: int = 1_000, rates: Mapping[str, float] | None = None, *,
               seed: int = 0, relay: str = "polling", outbox: bool = True,
               dual_write: str = "db_then_publish", inbox: bool = True,
