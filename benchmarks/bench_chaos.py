@@ -13,7 +13,9 @@ Two measurements, each beside a baseline measured in the same run:
    the whole shop without faults (1.). Target ratio: 0.5.
 
 Every database is in memory, as in the chaos lab. The sides alternate and the fastest of
-``REPEAT`` runs counts (the machine may be busy: alternating slows both alike).
+``REPEAT`` runs counts (the machine may be busy: alternating slows both alike). ``run_chaos``
+pauses the cyclic garbage collector for its run (``eda_lab/_runtime.py``); the pipeline is
+timed with it paused too, so neither side is spared work the other does.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import report  # noqa: E402
 
 from eda_lab import OrderPipeline
+from eda_lab._runtime import paused_gc
 from eda_lab.shop import DEFAULT_RATES, run_chaos
 
 N = 10_000
@@ -41,6 +44,7 @@ def seconds(run) -> float:
     return time.perf_counter() - start
 
 
+@paused_gc()
 def pipeline_alone() -> None:
     pipeline = OrderPipeline("outbox-polling", trace=False)
     assert pipeline.run(N).ok

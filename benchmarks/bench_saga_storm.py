@@ -8,7 +8,9 @@ simulated ms): lower is better, and the ratio is storm / baseline (target: <= 2.
 The orchestrator's default recovery (``"deadlines"``: commands through its outbox, durable
 deadlines, nothing re-sent on restart) makes the line; the course's first orchestrator
 (``"resend-all"``: record, then publish, and re-send every open saga's command on restart) is
-measured beside it, with the number of commands its recoveries re-sent.
+measured beside it, with the number of commands its recoveries re-sent. Each line also says
+how long the orchestrator's outbox relay was down in the storm (it carries every command under
+``deadlines``; ``resend-all`` publishes them itself): the price of the outbox.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ SEED = 1
 def storm(saga_rate: float, recovery: str) -> dict:
     result = run_chaos(N, {**DEFAULT_RATES, "saga": saga_rate}, seed=SEED, recovery=recovery)
     assert result.ok and result.settled, result.invariants()
-    return result.counts()
+    relay = result.relays["orchestrator-relay"]
+    return {**result.counts(), "storm_ms": result.storm_ms,
+            "orchestrator_relay_published": relay["published"],
+            "orchestrator_relay_down_ms": relay["down_ms"]}
 
 
 if __name__ == "__main__":
@@ -42,4 +47,7 @@ if __name__ == "__main__":
                better="lower", orders=N, seed=SEED, saga_rate=SAGA_RATE, recovery=recovery,
                p99_ms=stormy["lag_p99_ms"], baseline_p99_ms=calm["lag_p99_ms"],
                orchestrator_crashes=stormy["orchestrator_crashes"], resent=stormy["resent"],
-               needs_attention=stormy["needs_attention"])
+               needs_attention=stormy["needs_attention"], storm_ms=stormy["storm_ms"],
+               orchestrator_relay_published=stormy["orchestrator_relay_published"],
+               orchestrator_relay_down_ms=stormy["orchestrator_relay_down_ms"],
+               baseline_orchestrator_relay_down_ms=calm["orchestrator_relay_down_ms"])

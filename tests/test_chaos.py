@@ -150,6 +150,26 @@ def test_the_storm_passes_for_the_sagas_relays_too():
     assert shop.settle() and len(storm.fired) == fired
 
 
+def test_each_relay_reports_what_it_published_and_how_long_its_crashes_kept_it_down():
+    from eda_lab.outbox.write_path import SHOP_TIMINGS
+
+    storm = {"relay": 0.05}
+    by_recovery = {recovery: run_chaos(60, storm, seed=3, recovery=recovery).relays_frame()
+                   for recovery in ("deadlines", "resend-all")}
+    for frame in by_recovery.values():
+        assert list(frame.index) == ["relay", "orchestrator-relay", "order-relay",
+                                     "inventory-relay", "payment-relay", "shipping-relay"]
+        # every crash kept its relay down for the supervisor's restart time, no more
+        assert (frame["down_ms"] == frame["crashes"] * SHOP_TIMINGS.restart_after_ms).all()
+        assert frame["crashes"].sum() > 0
+    # the deadlines orchestrator sends every command through its relay; resend-all publishes
+    # them itself, so its outbox relay carries nothing and never crashes
+    deadlines, resend_all = (by_recovery[r].loc["orchestrator-relay"]
+                             for r in ("deadlines", "resend-all"))
+    assert deadlines["published"] >= 5 * 60 and deadlines["crashes"] > 0
+    assert resend_all["published"] == resend_all["crashes"] == 0
+
+
 def test_counts_hold_no_wall_clock_time_and_name_every_invariant():
     report = run_chaos(100, {}, seed=2)
     counts = report.counts()

@@ -119,6 +119,7 @@ class Relay:
         self.polls = 0
         self.published = 0
         self.crashes = 0
+        self.down_ms = 0.0      # how long it has been down, in all (what its crashes cost)
         self.down_until = -1.0
         self.process = None
         self._unread = False    # rows may be waiting: a commit since the last read, or more
@@ -221,6 +222,7 @@ class Relay:
         setting; 0: a supervisor restarts it at once), then resumes from the database."""
         delay = self.restart_after_ms if restart_after_ms is None else restart_after_ms
         self.crashes += 1
+        self.down_ms += delay
         self.down_until = self.clock.now + delay
         if self.trace.enabled:
             self.trace.add(self.clock.now, "down", self.name,

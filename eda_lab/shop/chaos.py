@@ -119,6 +119,8 @@ class ChaosReport:
     orchestrator_crashes: int = 0
     resent: int = 0                              # commands re-sent by saga recovery
     crash_loop: str | None = None                # why the run stopped early, if it did
+    # per relay: messages published, crashes, ms spent down (each outbox's price)
+    relays: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
     # -- the invariants ------------------------------------------------------------------------
     @property
@@ -238,6 +240,15 @@ class ChaosReport:
             "lag_p50_ms": lags["p50"], "lag_p99_ms": lags["p99"],
         }
 
+    def relays_frame(self):
+        """Each relay of the shop: what it published, how often it crashed and how long it
+        was down (a pandas table). A relay is a process every message of its outbox waits
+        for: the busiest one's downtime is what an outbox adds to the lag."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.relays, index=["published", "crashes", "down_ms"]).T
+        return frame.astype({"published": int, "crashes": int}).rename_axis("relay")
+
     def consumers_frame(self):
         """The consistency checker's counts per downstream consumer (a pandas table)."""
         import pandas as pd
@@ -299,4 +310,7 @@ def report_of(shop: Shop, storm: FaultPlan, storm_ms: float, settled: bool, wall
         lags_ms=tuple(sorted(shop.consistency_lags().values())),
         saga_end_ms=tuple(shop.saga_end_times()),
         orchestrator_crashes=shop.sagas.orchestrator_process.crashes, resent=shop.sagas.resent,
-        crash_loop=shop.sagas.crash_loop)
+        crash_loop=shop.sagas.crash_loop,
+        relays={relay.name: {"published": relay.published, "crashes": relay.crashes,
+                             "down_ms": relay.down_ms}
+                for relay in (shop.relay, *shop.sagas.relays) if relay is not None})
