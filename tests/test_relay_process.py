@@ -16,16 +16,26 @@ import pytest
 
 from eda_lab.outbox import OrderService, check_consistency, create_outbox
 
-# The relay process: publishes to a JSON-lines file (a broker both processes can see); one
-# os.write per message, so a kill never leaves half a line.
+# The relay process: publishes to a JSON-lines file (a broker both processes can see), one
+# os.write per message. A SIGKILL can still cut that write short: Linux copies a write into the
+# page cache page by page and stops between pages once a fatal signal is pending, so a line that
+# crosses a page boundary can end half-written. A restarted relay first drops such a torn last
+# line, as a log drops a torn record when it recovers (its row was never marked: it is
+# published again).
 RELAY_PROCESS = """
 import os, sys, time
 from eda_lab import open_db
 from eda_lab.outbox import make_relay
 
+TAIL = 1 << 20   # more than one message line
+
 class FileLog:
     def __init__(self, path):
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self.fd).st_size
+        tail = os.pread(self.fd, min(size, TAIL), max(0, size - TAIL))
+        if tail and not tail.endswith(b"\\n"):  # a torn record: the last write was cut short
+            os.ftruncate(self.fd, size - len(tail) + tail.rfind(b"\\n") + 1)
     def publish(self, topic, message):
         os.write(self.fd, (message.to_json() + "\\n").encode())
 
@@ -87,7 +97,9 @@ def test_relay_killed_with_sigkill_and_restarted_delivers_every_event_in_order(t
     finally:
         kill(relay)
 
-    received = [json.loads(line) for line in log_path.read_text().splitlines()]
+    text = log_path.read_text()
+    complete = text[:text.rfind("\n") + 1]  # a torn last line (the final kill) is no record
+    received = [json.loads(line) for line in complete.splitlines()]
     events = [(m["id"], m["key"], int(m["headers"]["version"])) for m in received]
     first_seen, applied = set(), []
     for ref in events:  # what a consumer with an inbox would apply
@@ -98,3 +110,22 @@ def test_relay_killed_with_sigkill_and_restarted_delivers_every_event_in_order(t
     assert report.committed > 500
     assert report.lost == 0 and report.phantom == 0, report.lost_events[:5]
     assert report.order_violations == 0 and backlog(service, kind) == 0
+
+
+@pytest.mark.parametrize("kind", ["polling", "log-tailing"])
+def test_a_restarted_relay_drops_the_torn_line_its_killed_predecessor_left(tmp_path, kind):
+    db_path, log_path = tmp_path / "orders.db", tmp_path / "broker.jsonl"
+    service = OrderService(db=db_path)
+    create_outbox(service.db, change_log=kind == "log-tailing")
+    order_id = service.place_order()
+    log_path.write_text('{"id": "earlier", "key": "order-0"}\n{"headers": {"aggre')
+    relay = start_relay(db_path, log_path, kind)
+    try:
+        deadline = time.monotonic() + 10
+        while backlog(service, kind) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        kill(relay)
+    lines = log_path.read_text().splitlines()
+    assert json.loads(lines[0])["id"] == "earlier"
+    assert [json.loads(line)["key"] for line in lines[1:]] == [order_id]
