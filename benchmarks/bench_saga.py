@@ -143,11 +143,16 @@ def _command(s: str, step: str, cid: str, command: str, payload: str) -> tuple[s
     return COMMAND_ROW, (f"{cid}/try-1", "order", s, command, payload, 0.0, headers)
 
 
-def _reply(s: str, cid: str, reply: str, detail: str, participant: str) -> tuple[str, tuple]:
+def _answer(s: str, cid: str, command: str, reply: str, detail: str,
+            participant: str) -> tuple[tuple[str, tuple], tuple[str, tuple]]:
+    """A participant's answer to ``command``, written with its effect: the stored reply and
+    the reply's outbox row."""
     headers = json.dumps({"saga_id": s, "command_id": cid, "outcome": "succeeded",
                           "participant": participant}, separators=(",", ":"))
-    return REPLY_OUTBOX_ROW, (f"{cid}/try-1/reply", "order", s, reply,
-                              json.dumps({"detail": detail}, separators=(",", ":")), 0.0, headers)
+    return ((REPLY_ROW, (cid, s, command, reply, "succeeded", detail, 0.0)),
+            (REPLY_OUTBOX_ROW, (f"{cid}/try-1/reply", "order", s, reply,
+                                json.dumps({"detail": detail}, separators=(",", ":")), 0.0,
+                                headers)))
 
 
 class _Relays:
@@ -203,37 +208,31 @@ def _raw(c: dict[str, sqlite3.Connection], ours: dict[str, int]) -> None:
             ("INSERT INTO orders (order_id, customer, sku, quantity, amount, state, version, "
              "saga_id, created_at, updated_at) VALUES (?,?,?,?,?,?,1,?,?,?)",
              (order_id, "alice", "book", 1, 1.0, "PENDING", s, 0.0, 0.0)),
-            (REPLY_ROW, (cid[0], s, "CreatePendingOrder", "OrderCreated", "succeeded",
-                         f"{order_id} is pending", 0.0)),
-            _reply(s, cid[0], "OrderCreated", f"{order_id} is pending", "order"))
+            *_answer(s, cid[0], "CreatePendingOrder", "OrderCreated", f"{order_id} is pending",
+                     "order"))
         txn("inventory",
             ("UPDATE stock SET available = available - ? WHERE sku=?", (1, "book")),
             ("INSERT INTO reservations VALUES (?,?,?,?,?)",
              (s, order_id, "book", 1, "RESERVED")),
-            (REPLY_ROW, (cid[1], s, "ReserveInventory", "InventoryReserved", "succeeded",
-                         "reserved 1 x book", 0.0)),
-            _reply(s, cid[1], "InventoryReserved", "reserved 1 x book", "inventory"))
+            *_answer(s, cid[1], "ReserveInventory", "InventoryReserved", "reserved 1 x book",
+                     "inventory"))
         txn("payment",
             ("UPDATE accounts SET authorized = authorized + ? WHERE customer=?",
              (1.0, "alice")),
             ("INSERT INTO authorizations VALUES (?,?,?,?,?)",
              (s, order_id, "alice", 1.0, "AUTHORIZED")),
-            (REPLY_ROW, (cid[2], s, "AuthorizePayment", "PaymentAuthorized", "succeeded",
-                         "authorized 1.00 for alice", 0.0)),
-            _reply(s, cid[2], "PaymentAuthorized", "authorized 1.00 for alice", "payment"))
+            *_answer(s, cid[2], "AuthorizePayment", "PaymentAuthorized",
+                     "authorized 1.00 for alice", "payment"))
         txn("shipping",
             ("INSERT INTO shipments VALUES (?,?,?,?,?)",
              (s, order_id, "book", 1, "SCHEDULED")),
-            (REPLY_ROW, (cid[3], s, "ScheduleShipping", "ShippingScheduled", "succeeded",
-                         f"delivery of {order_id} booked", 0.0)),
-            _reply(s, cid[3], "ShippingScheduled", f"delivery of {order_id} booked",
-                   "shipping"))
+            *_answer(s, cid[3], "ScheduleShipping", "ShippingScheduled",
+                     f"delivery of {order_id} booked", "shipping"))
         txn("order",
             ("UPDATE orders SET state=?, saga_id=?, version=?, updated_at=? WHERE order_id=?",
              ("APPROVED", s, 2, 0.0, order_id)),
-            (REPLY_ROW, (cid[4], s, "ApproveOrder", "OrderApproved", "succeeded",
-                         f"{order_id} approved", 0.0)),
-            _reply(s, cid[4], "OrderApproved", f"{order_id} approved", "order"))
+            *_answer(s, cid[4], "ApproveOrder", "OrderApproved", f"{order_id} approved",
+                     "order"))
         for i, step in enumerate(STEPS):  # the orchestrator's five reactions to the replies
             done = i == len(STEPS) - 1
             txn("saga_log",

@@ -17,6 +17,7 @@ crash is in the trace and the part carries on from what its database says.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -219,9 +220,7 @@ class OrderPipeline(WritePath):
 
     def _why_not_idle(self, max_steps: int, fired: list) -> str:
         """The sentence for a walk cut off at ``max_steps``: which fault kept it going."""
-        counts: dict[str, int] = {}
-        for point, _ in fired:
-            counts[point] = counts.get(point, 0) + 1
+        counts = Counter(point for point, _ in fired)
         waiting = self.consumer.lag()
         unmarked = self.relay.backlog() if self.relay is not None else 0
         head = f"Stopped after {max_steps} steps, not idle: " + " and ".join(
@@ -249,9 +248,7 @@ class OrderPipeline(WritePath):
         restart), a broker that refuses every publish, a network that drops every delivery.
         """
         report = self.report(group)
-        fired: dict[str, int] = {}
-        for point, _ in self.faults.fired:
-            fired[point] = fired.get(point, 0) + 1
+        fired = Counter(point for point, _ in self.faults.fired)
         if not report.committed and not report.received:
             why = f" ({_fired_clause(fired)})" if fired else ""
             return f"Nothing was committed{why}: no order, so no event to lose."

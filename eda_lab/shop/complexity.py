@@ -224,7 +224,7 @@ def count_parts(design: str, n_orders: int = 5) -> MovingParts:
             db.conn.set_trace_callback(None)
     parts = parts_of(system)               # again: a restarted part is a new object
     brokers = _distinct(p for p in parts if isinstance(p, Broker))
-    names = _database_names(system, databases)
+    names = _database_names(parts, databases)
     tables = []
     for db in databases:
         sql = "\n".join(statements[id(db)])
@@ -234,7 +234,7 @@ def count_parts(design: str, n_orders: int = 5) -> MovingParts:
     topics = sorted({t for b in brokers for t in b.topics})
     groups = sorted({g for b in brokers for g in b.groups})
     settings = sorted({f"{_kind(p)}.{name}" for p in parts for name in _settings_of(p)}
-                      | {"broker.partitions" for _ in brokers[:1]})
+                      | ({"broker.partitions"} if brokers else set()))
     return MovingParts(design, len(brokers), len(databases),
                        len(_distinct(p for p in parts if isinstance(p, Relay))),
                        tuple(sorted(tables)), tuple(topics), tuple(groups),
@@ -276,11 +276,12 @@ def _kind(part: Any) -> str:
     return next((kind for cls, kind in _KINDS if isinstance(part, cls)), type(part).__name__)
 
 
-def _database_names(system: Any, databases: list[sqlite_utils.Database]) -> dict[int, str]:
-    """A readable name for each database: the service that owns it (a relay or an inbox only
-    works in its service's database)."""
+def _database_names(parts: Iterable[Any],
+                    databases: list[sqlite_utils.Database]) -> dict[int, str]:
+    """A readable name for each database: the service among ``parts`` that owns it (a relay or
+    an inbox only works in its service's database)."""
     names: dict[int, str] = {}
-    for part in parts_of(system):
+    for part in parts:
         db = getattr(part, "db", None)
         if (isinstance(db, sqlite_utils.Database) and id(db.conn) not in names
                 and not isinstance(part, (Relay, Inbox))):

@@ -59,7 +59,7 @@ CONSUMERS = ("shipping-notifier", "analytics")   # the downstream consumer group
 DUAL_WRITES = ("db_then_publish", "publish_then_db")
 STARTER_GROUP = "order-sagas"
 
-MAX_ORDERS = 10_000           # a bigger storm would run for more than ~10 s (20,000: ~40 s): refused
+MAX_ORDERS = 10_000           # a bigger storm would run for over a minute (10,000: ~45 s): refused
 SETTLE_STEP_MS = 500.0        # how far the clock moves between two looks while orders arrive
 # ... and between two "are we done?" checks while it settles: a run ends within 100 ms of its
 # last message, instead of polling on through up to half a second of nothing
