@@ -270,7 +270,7 @@ class Shop(WritePath):
         """Give every part a new fault plan, the saga's relays included (each relay keeps the
         plan it was given; the other saga parts read the broker's)."""
         plan = super().set_faults(faults)
-        for relay in (self.sagas.relays if hasattr(self, "sagas") else ()):
+        for relay in self.sagas.relays:
             relay.faults = plan
         return plan
 
